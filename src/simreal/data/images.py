@@ -126,6 +126,11 @@ def read_tiff(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise SimrealError("file not found", path)
     try:
-        return tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            if len(tif.pages) == 0:
+                raise SimrealError("cannot decode TIFF (no image data: damaged or not a TIFF)", path)
+            return tif.asarray()
+    except SimrealError:
+        raise
     except Exception as exc:
         raise SimrealError(f"cannot decode TIFF ({exc.__class__.__name__}: {exc})", path) from None

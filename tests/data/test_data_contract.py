@@ -1,0 +1,149 @@
+"""The dataset folder contract: writer, reader, validator, torch view, contact sheet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from conftest import write_tiny_dataset
+from simreal.data.format import DatasetInfo, SampleRecord
+from simreal.data.reader import DatasetReader, validate_dataset
+from simreal.data.torch_dataset import SimrealDataset, collate_samples, resize_label
+from simreal.data.writer import DatasetWriter, partial_dir
+from simreal.errors import SimrealError
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
+    )
+
+
+def test_round_trip(tiny_dataset: Path) -> None:
+    reader = DatasetReader(tiny_dataset)
+    assert len(reader) == 3 and reader.ids == ["000000", "000001", "000002"]
+    assert reader.info.labels["mask"].classes == {0: "background", 1: "polyp"}
+    assert reader.read(1, "depth").dtype == np.float32
+    assert reader.records[1].camera.fx == 4.0 and reader.records[1].group == "seq1"
+    report = validate_dataset(tiny_dataset)
+    assert report.n_samples == 3 and report.n_files == 12
+    assert not partial_dir(tiny_dataset).exists()
+
+
+def test_same_content_same_bytes(tmp_path: Path) -> None:
+    a = write_tiny_dataset(tmp_path / "a", seed=1)
+    b = write_tiny_dataset(tmp_path / "b", seed=1)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_resume_keeps_finished_samples_and_refuses_other_settings(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    info = DatasetInfo(modality="image", domain="real", image_size=(4, 4), files=("image",), generator={"k": 1})
+    w = DatasetWriter(out, info)
+    w.write(SampleRecord(id="a", files={}), {"image": np.zeros((4, 4, 3), np.uint8)})
+    # an interrupted run: a new writer with the same settings sees the finished sample
+    assert DatasetWriter(out, info).done_ids == {"a"}
+    other = DatasetInfo(**{**info.__dict__, "generator": {"k": 2}})
+    with pytest.raises(SimrealError, match="different settings"):
+        DatasetWriter(out, other)
+    with pytest.raises(SimrealError, match="missing"):
+        DatasetWriter(out, info).finish(expected_ids=["a", "b"])
+    DatasetWriter(out, info).finish(expected_ids=["a"])
+    assert DatasetReader(out).ids == ["a"]
+    with pytest.raises(SimrealError, match="already exists"):
+        DatasetWriter(out, info)
+
+
+def test_validate_names_the_bad_file(tiny_dataset: Path) -> None:
+    png = tiny_dataset / "image" / "000001.png"
+    png.write_bytes(png.read_bytes()[:40])  # truncated
+    with pytest.raises(SimrealError, match="000001.png"):
+        validate_dataset(tiny_dataset)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: tifffile.imwrite(d / "depth/000002.tiff", np.full((8, 8), np.nan, np.float32)), "NaN"),
+        (lambda d: tifffile.imwrite(d / "depth/000002.tiff", np.ones((4, 8), np.float32)), "does not match"),
+        (lambda d: (d / "depth/000002.tiff").write_bytes(b"II*\x00garbage"), "cannot decode TIFF"),
+        (lambda d: tifffile.imwrite(d / "normals/000002.tiff", np.ones((8, 8, 3), np.float32)), "unit length"),
+        (lambda d: (d / "mask/000002.png").unlink(), "not found"),
+    ],
+)
+def test_validate_detects(tiny_dataset: Path, damage, message: str) -> None:
+    damage(tiny_dataset)
+    with pytest.raises(SimrealError, match=message):
+        validate_dataset(tiny_dataset)
+
+
+def test_unknown_mask_value(tiny_dataset: Path) -> None:
+    from simreal.data.images import write_png
+
+    write_png(tiny_dataset / "mask/000000.png", np.full((8, 8), 7, np.uint8))
+    with pytest.raises(SimrealError, match=r"label values \[7\]"):
+        validate_dataset(tiny_dataset)
+
+
+def test_not_a_dataset(tmp_path: Path) -> None:
+    with pytest.raises(SimrealError, match="not a simreal dataset"):
+        DatasetReader(tmp_path)
+    with pytest.raises(SimrealError, match="not found"):
+        DatasetReader(tmp_path / "nope")
+    (tmp_path / "dataset.json").write_text("{broken")
+    with pytest.raises(SimrealError, match="unreadable"):
+        DatasetReader(tmp_path)
+
+
+def test_count_mismatch(tiny_dataset: Path) -> None:
+    info = json.loads((tiny_dataset / "dataset.json").read_text())
+    info["n_samples"] = 5
+    (tiny_dataset / "dataset.json").write_text(json.dumps(info))
+    with pytest.raises(SimrealError, match="says 5 samples"):
+        DatasetReader(tiny_dataset)
+
+
+def test_torch_dataset_types_and_resize(tiny_dataset: Path) -> None:
+    ds = SimrealDataset(tiny_dataset, kinds=("depth", "mask"), size=(4, 4))
+    s = ds[0]
+    assert s.image.shape == (3, 4, 4) and s.image.dtype == torch.float32 and float(s.image.max()) <= 1
+    assert s.depth.shape == (1, 4, 4) and s.mask.shape == (4, 4) and s.mask.dtype == torch.int64
+    assert set(s.mask.unique().tolist()) <= {0, 1}  # nearest neighbour keeps class ids
+    assert s.camera.width == 4 and s.camera.fx == pytest.approx(2.0)
+    batch = collate_samples([ds[0], ds[1]])
+    assert batch.image.shape == (2, 3, 4, 4) and batch.ids == ["000000", "000001"]
+    with pytest.raises(SimrealError, match="no 'instance' labels"):
+        SimrealDataset(tiny_dataset, kinds=("instance",))
+
+
+def test_resize_label_never_blends() -> None:
+    depth = torch.tensor([[0.0, 10.0], [10.0, 0.0]])
+    out = resize_label(depth, (5, 5))
+    assert set(out.unique().tolist()) == {0.0, 10.0}
+
+
+def test_cli_validate_and_show(tiny_dataset: Path, tmp_path: Path) -> None:
+    ok = run_cli("dataset", "validate", str(tiny_dataset))
+    assert ok.returncode == 0 and "3 samples" in ok.stdout
+    sheet = tmp_path / "sheet.png"
+    shown = run_cli("dataset", "show", str(tiny_dataset), "--out", str(sheet), "--n", "3")
+    assert shown.returncode == 0, shown.stderr
+    from PIL import Image
+
+    assert Image.open(sheet).size[0] > 100
+    (tiny_dataset / "image/000000.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    bad = run_cli("dataset", "validate", str(tiny_dataset))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("error:") and "000000.png" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert run_cli("dataset", "validate", str(tmp_path / "missing")).returncode == 2
