@@ -1,5 +1,28 @@
 """Anatomy: surface meshes (procedural or from CT) with labels, a mucosa texture pattern and a centerline."""
 
+from simreal.anatomy.colon import (
+    ColonParams,
+    PolypParams,
+    build_colon,
+    colon_params_from_dict,
+    make_colon,
+    sample_colon_params,
+)
+from simreal.anatomy.from_ct import mesh_from_ct, mesh_from_label_volume
 from simreal.anatomy.mesh import AnatomyMesh, load_mesh, save_mesh
+from simreal.anatomy.texture import bake_mucosa_texture
 
-__all__ = ["AnatomyMesh", "load_mesh", "save_mesh"]
+__all__ = [
+    "AnatomyMesh",
+    "ColonParams",
+    "PolypParams",
+    "bake_mucosa_texture",
+    "build_colon",
+    "colon_params_from_dict",
+    "load_mesh",
+    "make_colon",
+    "mesh_from_ct",
+    "mesh_from_label_volume",
+    "sample_colon_params",
+    "save_mesh",
+]
