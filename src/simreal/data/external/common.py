@@ -1,0 +1,179 @@
+"""Shared pieces of the external-data importers: file listing, resizing, mask binarising, writing.
+
+Resizing keeps labels typed: RGB images are resampled bilinearly, masks and depth maps with nearest
+neighbour (interpolating depth across an occlusion edge invents surfaces that do not exist).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from simreal.data.format import DatasetInfo, SampleRecord
+from simreal.data.images import IMAGE_EXTENSIONS, read_gray
+from simreal.data.writer import DatasetWriter
+from simreal.errors import SimrealError
+
+#: Fraction of mask pixels allowed between 64 and 191 (JPEG ringing at edges stays far below this: at
+#: most 0.5 % on CVC-ClinicDB); more means the file is not a binary mask.
+MAX_AMBIGUOUS_FRACTION = 0.05
+
+#: What a binary polyp / foreground mask's values mean.
+BINARY_CLASSES = {0: "background", 1: "polyp"}
+
+
+def natural_key(path: Path) -> tuple:
+    """Sort key that orders ``2.jpg`` before ``10.jpg``."""
+    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.stem))
+
+
+def list_images(folder: str | Path, *, what: str = "images") -> list[Path]:
+    """Image files (png, jpg, jpeg, bmp, tif, tiff) directly in ``folder``, in natural order.
+
+    Raises:
+        SimrealError: the folder is missing, holds no image, or two files share a stem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SimrealError(f"{what} folder not found", folder)
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")),
+        key=natural_key,
+    )
+    if not files:
+        raise SimrealError(f"no {what} ({', '.join(IMAGE_EXTENSIONS)}) in this folder", folder)
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise SimrealError(f"two files share the name {p.stem!r} ({stems[p.stem].name}, {p.name})", folder)
+        stems[p.stem] = p
+    return files
+
+
+def match_by_stem(images: list[Path], mask_dir: str | Path) -> list[Path]:
+    """The mask file of each image, matched by file stem (``12.jpg`` <-> ``12.png``).
+
+    Raises:
+        SimrealError: counts differ, an image has no mask, or a mask has no image.
+    """
+    masks = list_images(mask_dir, what="masks")
+    by_stem = {p.stem: p for p in masks}
+    img_stems = {p.stem for p in images}
+    missing = [p.stem for p in images if p.stem not in by_stem]
+    extra = sorted(set(by_stem) - img_stems)
+    if missing or extra or len(masks) != len(images):
+        parts = [f"{len(images)} images but {len(masks)} masks"]
+        if missing:
+            parts.append(f"{len(missing)} images have no mask (first: {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} masks have no image (first: {extra[0]})")
+        raise SimrealError("; ".join(parts), Path(mask_dir))
+    return [by_stem[p.stem] for p in images]
+
+
+def binarise_mask(raw: np.ndarray, *, threshold: int = 127, path: str | Path | None = None) -> np.ndarray:
+    """Turn a stored 0/255 mask (possibly JPEG-noisy) into uint8 {0, 1}: ``raw > threshold``.
+
+    A mask already holding only 0 and 1 is kept as is (thresholding it at 127 would erase it).
+
+    Raises:
+        SimrealError: more than :data:`MAX_AMBIGUOUS_FRACTION` of the pixels are mid-grey (64..191), i.e.
+            this is not a binary mask.
+    """
+    raw = np.asarray(raw)
+    if raw.size and float(raw.max()) <= 1 and float(raw.min()) >= 0 and np.all(raw == np.round(raw)):
+        return raw.astype(np.uint8)
+    ambiguous = float(((raw > 64) & (raw < 191)).mean())
+    if ambiguous > MAX_AMBIGUOUS_FRACTION:
+        raise SimrealError(
+            f"not a binary mask: {100 * ambiguous:.1f}% of pixels are mid-grey (64..191); expected values near 0 or 255",
+            path,
+        )
+    return (raw > threshold).astype(np.uint8)
+
+
+def parse_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``None``, one side (square) or ``(height, width)`` -> ``(height, width)``."""
+    if size is None:
+        return None
+    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+    if min(hw) < 1:
+        raise SimrealError(f"size must be positive, got {size}")
+    return hw
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Bilinear resize of (H, W, 3) uint8 to ``size = (height, width)``; unchanged when None or equal."""
+    if size is None or rgb.shape[:2] == size:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+
+
+def resize_nearest(arr: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Nearest-neighbour resize of an (H, W) label or depth map (pixel centres sampled, no mixing)."""
+    if size is None or arr.shape[:2] == size:
+        return arr
+    h, w = arr.shape[:2]
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(int), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(int), w - 1)
+    return arr[rows[:, None], cols[None, :]]
+
+
+def image_size_of(paths: Iterable[Path]) -> tuple[int, int] | None:
+    """Common (height, width) of the image files (read from headers only), or None when sizes vary."""
+    sizes = set()
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                sizes.add((im.height, im.width))
+        except Exception:
+            return None  # unreadable header: the full decode later names the file
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def write_dataset(
+    out_dir: str | Path,
+    info: DatasetInfo,
+    items: Iterable[tuple[SampleRecord, Callable[[], dict[str, np.ndarray]]]],
+) -> Path:
+    """Write samples with :class:`DatasetWriter`; on any error remove the partial folder and re-raise.
+
+    ``items`` yields (record, loader) pairs; the loader decodes the sample's arrays only when needed.
+    """
+    writer = DatasetWriter(Path(out_dir), info, resume=False)
+    try:
+        ids = []
+        for record, load in items:
+            ids.append(record.id)
+            writer.write(record, load())
+        return writer.finish(expected_ids=ids)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def read_uint16(path: str | Path) -> np.ndarray:
+    """Read a single-channel 16-bit PNG or TIFF as (H, W) uint16 (depth maps of external data sets).
+
+    Raises:
+        SimrealError: corrupt file, more than one channel, or not 16-bit.
+    """
+    path = Path(path)
+    arr = read_gray(path)
+    if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
+        arr = arr.astype(np.uint16)  # Pillow may open 16-bit grey PNGs in 32-bit "I" mode
+    if arr.dtype != np.uint16:
+        raise SimrealError(f"expected a 16-bit single-channel depth image, got {arr.dtype}", path)
+    return arr
+
+
+def write_uint16_png(path: str | Path, arr: np.ndarray) -> None:
+    """Write (H, W) uint16 as a 16-bit grey PNG (to make external-format files, e.g. in tests)."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint16 or arr.ndim != 2:
+        raise SimrealError(f"need (H, W) uint16, got {arr.dtype} {arr.shape}", path)
+    Image.fromarray(arr).save(Path(path), format="PNG")
