@@ -1,0 +1,1 @@
+"""Benchmarks: functions that measure speed and return the figures (the CLI prints them)."""

@@ -1,0 +1,1 @@
+"""Task networks on simreal datasets: losses, configs, Lightning modules, training and prediction."""

@@ -1,0 +1,234 @@
+"""The whole configuration of a training run: one frozen dataclass tree, written as ``RUN/config.json``.
+
+A CLI flag maps to one field. :func:`make_config` builds the tree from flat keywords (``lr=1e-3``,
+``channels=(8, 16)``...) and validates it once. :meth:`TrainConfig.identity` is the part that must match
+for a run folder to be resumed: what the run learns from and how; not how long it runs (``epochs`` and
+``max_steps`` may grow to extend a run) nor where (devices, workers, progress).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from simreal.errors import SimrealError
+
+Task = Literal["depth", "seg"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are batched.
+
+    Args:
+        train: training dataset folder.
+        val: validation dataset folder, or None to split one off ``train`` (by group when records have
+            groups, else by sample; deterministic in ``seed``).
+        val_fraction: share of groups (or samples) split off when ``val`` is None; 0 = no validation.
+        size: (H, W) pixels the network sees.
+        batch_size: images per step.
+        num_workers: DataLoader worker processes (0 = load in the main process).
+        mask_map: stored class id -> training class id (segmentation), e.g. {2: 1} merges classes.
+    """
+
+    train: str
+    val: str | None = None
+    val_fraction: float = 0.2
+    size: tuple[int, int] = (128, 128)
+    batch_size: int = 4
+    num_workers: int = 0
+    mask_map: dict[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The U-Net (see :class:`simreal.nets.unet.UNet`)."""
+
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    norm: Literal["batch", "instance", "group", "none"] = "batch"
+    act: Literal["relu", "leaky_relu", "gelu"] = "relu"
+    dropout: float = 0.0
+    #: segmentation: number of classes (None = from the training set's class names).
+    num_classes: int | None = None
+    #: depth: the network predicts ``log(depth_mm / depth_scale_mm)``; None = median valid training depth.
+    depth_scale_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights (depth: L1 / SILog / gradient matching; segmentation: Dice / cross-entropy)."""
+
+    l1_weight: float = 1.0
+    silog_weight: float = 1.0
+    silog_lambda: float = 0.85
+    grad_weight: float = 0.5
+    grad_scales: int = 4
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with a constant learning rate (so a run can be extended without changing its past)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 10
+    max_steps: int = -1  # -1: no step limit
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run.
+
+    Args:
+        task: "depth" (depth in mm) or "seg" (class ids).
+        out: the run folder.
+        init: a checkpoint file (or run folder) of the same task whose weights start this run.
+        freeze: "encoder" to train only the decoder and head (fine-tuning), or None.
+        seed: seeds weights, the validation split and the data order of every epoch.
+        accelerator, devices, precision: passed to ``lightning.Trainer``.
+        n_sample_images: validation samples drawn as input | target | prediction after each validation.
+    """
+
+    task: Task
+    out: str
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    init: str | None = None
+    freeze: Literal["encoder"] | None = None
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: str = "auto"
+    precision: str = "32-true"
+    n_sample_images: int = 4
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["data"]["mask_map"] is not None:
+            d["data"]["mask_map"] = {str(k): v for k, v in d["data"]["mask_map"].items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        try:
+            data = dict(d["data"])
+            data["size"] = tuple(data["size"])
+            if data.get("mask_map") is not None:
+                data["mask_map"] = {int(k): int(v) for k, v in data["mask_map"].items()}
+            model = dict(d.get("model", {}))
+            if "channels" in model:
+                model["channels"] = tuple(model["channels"])
+            top = {k: v for k, v in d.items() if k not in ("data", "model", "loss", "optim")}
+            return cls(
+                **top, data=DataConfig(**data), model=ModelConfig(**model),
+                loss=LossConfig(**d.get("loss", {})), optim=OptimConfig(**d.get("optim", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SimrealError(f"bad training config ({exc.__class__.__name__}: {exc})") from None
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must be equal to resume a run (everything that changes what is learnt)."""
+        d = self.to_dict()
+        for key in ("accelerator", "devices", "n_sample_images"):
+            d.pop(key)
+        d["data"].pop("num_workers")
+        d["optim"].pop("epochs")
+        d["optim"].pop("max_steps")
+        return d
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def validate(c: TrainConfig) -> None:
+    """Raise SimrealError for impossible values (called once, when the config is built)."""
+    if c.task not in ("depth", "seg"):
+        raise SimrealError(f"task must be 'depth' or 'seg', got {c.task!r}")
+    if c.freeze not in (None, "encoder"):
+        raise SimrealError(f"--freeze must be 'encoder' (or not given), got {c.freeze!r}")
+    if c.freeze is not None and c.init is None:
+        raise SimrealError("--freeze encoder needs --init CKPT: freezing random weights makes no sense")
+    d, m, o, lo = c.data, c.model, c.optim, c.loss
+    if len(d.size) != 2 or min(d.size) < 8:
+        raise SimrealError(f"--size must be (H, W) with both >= 8, got {d.size}")
+    if d.batch_size < 1 or d.num_workers < 0:
+        raise SimrealError(f"--batch-size must be >= 1 and workers >= 0, got {d.batch_size} / {d.num_workers}")
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise SimrealError(f"--val-fraction must be in [0, 1), got {d.val_fraction}")
+    divisor = 2 ** (len(m.channels) - 1)
+    if min(d.size) < divisor:
+        raise SimrealError(f"--size {d.size} is too small for {len(m.channels)} U-Net levels (needs >= {divisor})")
+    if m.num_classes is not None and m.num_classes < 2:
+        raise SimrealError(f"num_classes must be >= 2, got {m.num_classes}")
+    if m.depth_scale_mm is not None and not m.depth_scale_mm > 0:
+        raise SimrealError(f"depth scale must be positive, got {m.depth_scale_mm}")
+    if o.lr <= 0 or o.weight_decay < 0:
+        raise SimrealError(f"--lr must be > 0 and weight decay >= 0, got {o.lr} / {o.weight_decay}")
+    if o.epochs < 1 or (o.max_steps != -1 and o.max_steps < 1):
+        raise SimrealError(f"--epochs must be >= 1 and --max-steps >= 1 or -1, got {o.epochs} / {o.max_steps}")
+    if not 0.0 <= lo.silog_lambda <= 1.0:
+        raise SimrealError(f"SILog lambda must be in [0, 1], got {lo.silog_lambda}")
+    if min(lo.l1_weight, lo.silog_weight, lo.grad_weight, lo.dice_weight, lo.ce_weight) < 0:
+        raise SimrealError("loss weights must be >= 0")
+    if c.precision not in ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true", "16-true"):
+        raise SimrealError(f"unknown precision {c.precision!r} (e.g. 32-true, 16-mixed, bf16-mixed)")
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def make_config(task: Task, data: str | Path, out: str | Path, **kw: Any) -> TrainConfig:
+    """Build a :class:`TrainConfig` from flat keywords; each goes to the sub-config that has it.
+
+    Example:
+        >>> c = make_config("depth", "renders/colon", "runs/d1", size=(64, 64), channels=(8, 16), lr=1e-3)
+        >>> c.optim.lr, c.data.size
+        (0.001, (64, 64))
+    """
+    groups = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig}
+    parts: dict[str, dict[str, Any]] = {k: {} for k in groups}
+    top: dict[str, Any] = {}
+    top_names = _field_names(TrainConfig) - set(groups) - {"task", "out"}
+    for key, value in kw.items():
+        if key == "size" and isinstance(value, int):
+            value = (value, value)
+        if key in ("size", "channels") and value is not None:
+            value = tuple(int(v) for v in value)
+        owners = [g for g, cls in groups.items() if key in _field_names(cls)]
+        if owners:
+            parts[owners[0]][key] = value
+        elif key in top_names:
+            top[key] = None if value is None else (str(value) if key == "init" else value)
+        else:
+            raise SimrealError(f"unknown training option {key!r}")
+    return TrainConfig(
+        task=task, out=str(out), data=DataConfig(train=str(data), **parts["data"]),
+        model=ModelConfig(**parts["model"]), loss=LossConfig(**parts["loss"]), optim=OptimConfig(**parts["optim"]),
+        **top,
+    )
+
+
+def write_config(path: Path, config: TrainConfig) -> None:
+    """Write ``config.json`` atomically with sorted keys."""
+    from simreal.data.writer import write_json
+
+    write_json(path, config.to_dict())
+
+
+def read_config(path: Path) -> TrainConfig:
+    if not path.is_file():
+        raise SimrealError("no config.json: not a simreal run folder", path.parent)
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise SimrealError(f"unreadable config ({exc})", path) from None

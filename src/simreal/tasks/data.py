@@ -1,0 +1,104 @@
+"""Data for training: validation split by group, the per-epoch data order, depth scale and class count."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from simreal.data.format import SampleRecord
+from simreal.data.reader import DatasetReader
+from simreal.data.torch_dataset import SimrealDataset, collate_samples
+from simreal.errors import SimrealError
+
+# Depth scale: median over at most this many training samples (evenly spaced, so deterministic).
+_SCALE_SAMPLES = 32
+
+
+def split_by_group(records: Sequence[SampleRecord], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Split sample indices into (train, val) without leaking a group (patient / sequence) across them.
+
+    Groups are shuffled with ``seed`` and whole groups go to validation until it holds
+    ``ceil(val_fraction * n_groups)`` of them (at least 1, never all). Records without groups are split
+    by sample the same way. ``val_fraction = 0`` gives no validation set.
+
+    Raises:
+        SimrealError: when a split is asked for but there are fewer than 2 groups / samples.
+    """
+    n = len(records)
+    if val_fraction <= 0:
+        return list(range(n)), []
+    groups = [r.group for r in records]
+    keys = sorted({g for g in groups if g is not None}) if all(g is not None for g in groups) else None
+    units: list[str | int] = list(keys) if keys else list(range(n))
+    if len(units) < 2:
+        what = "group" if keys else "sample"
+        raise SimrealError(
+            f"cannot split a validation set off {len(units)} {what}(s); give --val DIR or --val-fraction 0"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(units))
+    n_val = min(len(units) - 1, max(1, int(np.ceil(val_fraction * len(units)))))
+    val_units = {units[i] for i in order[:n_val]}
+    if keys:
+        val = [i for i, g in enumerate(groups) if g in val_units]
+    else:
+        val = sorted(int(u) for u in val_units)
+    val_set = set(val)
+    return [i for i in range(n) if i not in val_set], val
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    Lightning calls :meth:`set_epoch` at the start of every epoch.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.n))
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def make_loader(ds: SimrealDataset, batch_size: int, seed: int, shuffle: bool, num_workers: int) -> DataLoader:
+    return DataLoader(
+        ds, batch_size=batch_size, sampler=EpochSampler(len(ds), seed, shuffle), collate_fn=collate_samples,
+        num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=False,
+    )
+
+
+def median_depth_mm(reader: DatasetReader, indices: Sequence[int]) -> float:
+    """Median of the valid (> 0) depths of up to 32 evenly spaced samples, in mm."""
+    if not indices:
+        raise SimrealError("no training samples to measure the depth scale on", reader.root)
+    pick = np.unique(np.linspace(0, len(indices) - 1, min(_SCALE_SAMPLES, len(indices))).round().astype(int))
+    values = [reader.read(indices[i], "depth") for i in pick]
+    valid = np.concatenate([v[v > 0].ravel() for v in values])
+    if valid.size == 0:
+        raise SimrealError("training depth maps hold no valid (> 0) depth", reader.root)
+    return float(np.median(valid))
+
+
+def num_classes_of(reader: DatasetReader, mask_map: dict[int, int] | None) -> int:
+    """Number of training classes: largest (mapped) class id in dataset.json + 1."""
+    label = reader.info.labels.get("mask")
+    if label is None or not label.classes:
+        raise SimrealError("dataset.json names no mask classes; pass num_classes explicitly", reader.root / "dataset.json")
+    ids = [mask_map.get(k, k) if mask_map else k for k in label.classes]
+    return max(2, max(ids) + 1)
+
+
+def seed_for_epoch(seed: int, epoch: int) -> None:
+    """Reseed torch's global RNG per epoch (dropout, augmentation) so resumed epochs replay exactly."""
+    torch.manual_seed(int(np.random.default_rng([seed, epoch, 7]).integers(2**62)))

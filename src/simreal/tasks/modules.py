@@ -1,0 +1,217 @@
+"""Lightning modules for the two tasks: a U-Net, its loss, validation metrics and sample images.
+
+Depth: the network outputs ``log(depth_mm / depth_scale_mm)``; :meth:`DepthModule.predict_depth` returns
+millimetres. ``depth_scale_mm`` (by default the median valid depth of the training set) is a buffer of the
+module, so it is saved in every checkpoint and a prediction needs nothing else. Predicting the log keeps
+depth positive and makes the SILog / gradient terms act on the network's own output scale.
+
+Segmentation: the network outputs (B, C, H, W) logits; class ids come from the argmax.
+
+Every checkpoint carries ``checkpoint["simreal"] = {"task", "config"}`` so that a checkpoint of the
+wrong task is refused by name (:func:`checkpoint_task`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from simreal.data.images import write_png
+from simreal.data.torch_dataset import Batch
+from simreal.errors import SimrealError
+from simreal.nets.unet import UNet
+from simreal.tasks.config import TrainConfig
+from simreal.tasks.losses import DepthLoss, SegLoss
+from simreal.tasks.visual import sample_grid
+
+# exp() of the raw output is clamped so that an untrained network cannot overflow float16/32.
+_LOG_CLAMP = 12.0
+
+
+def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-batch depth metrics over valid pixels (target > 0), averaged over images.
+
+    Args:
+        pred, target: (B, 1, H, W) depth in mm.
+
+    Returns:
+        abs_rel (mean |p - t| / t), rmse_mm, delta1 (share with max(p/t, t/p) < 1.25).
+    """
+    valid = (target > 0).float()
+    n = valid.flatten(1).sum(1).clamp(min=1)
+    t = target.clamp(min=1e-6)
+    p = pred.clamp(min=1e-6)
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return ((x * valid).flatten(1).sum(1) / n).mean()
+
+    return {
+        "abs_rel": mean((p - t).abs() / t),
+        "rmse_mm": ((((p - t) ** 2 * valid).flatten(1).sum(1) / n).sqrt()).mean(),
+        "delta1": mean((torch.maximum(p / t, t / p) < 1.25).float()),
+    }
+
+
+def dice_per_class(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Dice of each foreground class over the whole batch: (C-1,), NaN where a class is absent from both."""
+    out = []
+    for c in range(1, num_classes):
+        p, t = pred == c, target == c
+        denom = p.sum() + t.sum()
+        out.append((2 * (p & t).sum() / denom).float() if denom > 0 else torch.tensor(float("nan"), device=pred.device))
+    return torch.stack(out)
+
+
+class TaskModule(L.LightningModule):
+    """Shared parts: the U-Net, the optimiser, checkpoint tags and validation sample images."""
+
+    task = ""
+
+    def __init__(self, config: TrainConfig, out_channels: int):
+        super().__init__()
+        self.config = config
+        m = config.model
+        self.net = UNet(out_channels=out_channels, channels=m.channels, norm=m.norm, act=m.act, dropout=m.dropout)
+        self._samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.config.optim.lr, weight_decay=self.config.optim.weight_decay)
+
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
+        # Lightning's generic collection walker cannot rebuild the frozen Camera dataclasses; a Batch
+        # moves itself.
+        return batch.to(device)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["simreal"] = {"task": self.task, "config": self.config.to_dict()}
+
+    def on_validation_epoch_start(self) -> None:
+        self._samples = []
+
+    def _keep_samples(self, batch: Batch, target: torch.Tensor, pred: torch.Tensor) -> None:
+        room = self.config.n_sample_images - sum(len(s[0]) for s in self._samples)
+        if room > 0:
+            k = slice(0, room)
+            self._samples.append(
+                (batch.image[k].float().cpu().numpy(), target[k].float().cpu().numpy(), pred[k].float().cpu().numpy())
+            )
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._samples or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        images, targets, preds = (np.concatenate(x) for x in zip(*self._samples))
+        grid = sample_grid(images, targets, preds, self.task)
+        write_png(Path(self.config.out) / "samples" / f"val_epoch{self.current_epoch:04d}.png", grid)
+
+
+class DepthModule(TaskModule):
+    """Monocular depth in mm: U-Net -> log(depth / scale)."""
+
+    task = "depth"
+
+    def __init__(self, config: TrainConfig, depth_scale_mm: float | None = None):
+        super().__init__(config, out_channels=1)
+        scale = depth_scale_mm if depth_scale_mm is not None else config.model.depth_scale_mm
+        if scale is None or not scale > 0:
+            raise SimrealError(f"depth module needs a positive depth scale in mm, got {scale}")
+        self.register_buffer("depth_scale_mm", torch.tensor(float(scale), dtype=torch.float64))
+        lo = config.loss
+        self.loss_fn = DepthLoss(
+            l1_weight=lo.l1_weight, silog_weight=lo.silog_weight, grad_weight=lo.grad_weight,
+            silog_lambda=lo.silog_lambda, grad_scales=lo.grad_scales, scale_mm=float(scale),
+        )
+
+    def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) depth in mm (float32)."""
+        raw = self.net(image).float().clamp(-_LOG_CLAMP, _LOG_CLAMP)
+        return torch.exp(raw) * self.depth_scale_mm.float()
+
+    def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch.depth is None:
+            raise SimrealError("depth training needs batches with depth")
+        pred = self.predict_depth(batch.image)
+        loss, terms = self.loss_fn(pred, batch.depth)
+        on_step = stage == "train"
+        bs = batch.image.shape[0]
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=bs)
+        for k, v in terms.items():
+            self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=bs)
+        return loss, pred
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        _, pred = self._step(batch, "val")
+        bs = batch.image.shape[0]
+        for k, v in depth_metrics(pred, batch.depth).items():
+            self.log(f"val/{k}", v, on_step=False, on_epoch=True, prog_bar=k == "abs_rel", batch_size=bs)
+        self._keep_samples(batch, batch.depth[:, 0], pred[:, 0])
+
+
+class SegModule(TaskModule):
+    """Semantic segmentation: U-Net -> (B, C, H, W) logits."""
+
+    task = "seg"
+
+    def __init__(self, config: TrainConfig):
+        num_classes = config.model.num_classes
+        if num_classes is None:
+            raise SimrealError("segmentation module needs num_classes (resolved from the training set)")
+        super().__init__(config, out_channels=num_classes)
+        self.num_classes = num_classes
+        self.loss_fn = SegLoss(num_classes=num_classes, dice_weight=config.loss.dice_weight, ce_weight=config.loss.ce_weight)
+
+    def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net(image).float()
+
+    def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch.mask is None:
+            raise SimrealError("segmentation training needs batches with masks")
+        logits = self.predict_logits(batch.image)
+        loss = self.loss_fn(logits, batch.mask)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
+        return loss, logits
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        _, logits = self._step(batch, "val")
+        labels = logits.argmax(1)
+        dice = dice_per_class(labels, batch.mask, self.num_classes)
+        present = dice[~dice.isnan()]
+        # An all-background batch scores 1 when the prediction is all background too.
+        value = present.mean() if present.numel() else torch.tensor(1.0, device=labels.device)
+        self.log("val/dice", value, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
+        self._keep_samples(batch, batch.mask, labels)
+
+
+def build_module(config: TrainConfig, depth_scale_mm: float | None = None) -> TaskModule:
+    """The Lightning module for ``config.task``."""
+    if config.task == "depth":
+        return DepthModule(config, depth_scale_mm)
+    return SegModule(config)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by a simreal run (CPU tensors); raise SimrealError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise SimrealError("checkpoint not found", path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise SimrealError(f"cannot read checkpoint ({exc.__class__.__name__}: {exc})", path) from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "simreal" not in ckpt:
+        raise SimrealError("not a simreal training checkpoint (no 'simreal' tag)", path)
+    return ckpt
+
+
+def checkpoint_task(ckpt: dict[str, Any]) -> str:
+    return str(ckpt["simreal"]["task"])

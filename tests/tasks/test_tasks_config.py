@@ -1,0 +1,65 @@
+"""TrainConfig: keywords, JSON round trip, validation, resume identity; the group split."""
+
+import pytest
+
+from simreal.data.format import SampleRecord
+from simreal.errors import SimrealError
+from simreal.tasks.config import TrainConfig, make_config
+from simreal.tasks.data import EpochSampler, split_by_group
+
+
+def test_make_config_routes_keywords_and_round_trips():
+    c = make_config("seg", "ds", "run", size=(24, 40), channels=[4, 8], lr=0.01, mask_map={2: 1}, seed=3)
+    assert (c.data.size, c.model.channels, c.optim.lr, c.data.mask_map, c.seed) == ((24, 40), (4, 8), 0.01, {2: 1}, 3)
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+def test_identity_ignores_run_length_and_hardware_only():
+    c = make_config("depth", "ds", "run")
+    assert c.identity() == make_config("depth", "ds", "run", epochs=99, max_steps=5, devices="2", num_workers=3).identity()
+    assert c.identity() != make_config("depth", "ds", "run", lr=0.5).identity()
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"lr": -1.0}, "--lr"), ({"size": 4}, "--size"), ({"freeze": "encoder"}, "--init"), ({"bogus": 1}, "unknown"),
+        ({"val_fraction": 1.0}, "val-fraction"), ({"precision": "8"}, "precision"), ({"size": 8, "channels": (4, 8, 16, 32, 64)}, "too small"),
+    ],
+)
+def test_bad_options_raise(kw, match):
+    with pytest.raises(SimrealError, match=match):
+        make_config("depth", "ds", "run", **kw)
+
+
+def _recs(groups):
+    return [SampleRecord(id=f"{i}", files={}, group=g) for i, g in enumerate(groups)]
+
+
+def test_split_by_group_never_leaks_a_group_and_is_deterministic():
+    recs = _recs([f"p{i % 5}" for i in range(20)])
+    tr, va = split_by_group(recs, 0.4, seed=1)
+    assert sorted(tr + va) == list(range(20)) and va
+    assert not {recs[i].group for i in tr} & {recs[i].group for i in va}
+    assert len({recs[i].group for i in va}) == 2
+    assert split_by_group(recs, 0.4, seed=1) == (tr, va)
+    assert any(split_by_group(recs, 0.4, seed=s)[1] != va for s in range(2, 8))
+
+
+def test_split_without_groups_is_by_sample_and_needs_two():
+    tr, va = split_by_group(_recs([None] * 10), 0.2, seed=0)
+    assert len(va) == 2 and len(tr) == 8
+    with pytest.raises(SimrealError, match="--val"):
+        split_by_group(_recs(["a", "a", "a"]), 0.2, seed=0)
+    assert split_by_group(_recs(["a"]), 0.0, seed=0) == ([0], [])
+
+
+def test_epoch_sampler_order_depends_only_on_seed_and_epoch():
+    s = EpochSampler(10, seed=4)
+    s.set_epoch(2)
+    a = list(s)
+    s.set_epoch(3)
+    assert sorted(a) == list(range(10)) and list(s) != a
+    t = EpochSampler(10, seed=4)
+    t.set_epoch(2)
+    assert list(t) == a

@@ -1,0 +1,139 @@
+"""Training runs: the run folder contract, exact resume, --init/--freeze, refusals, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from tasks_blobs import TINY, write_blob_dataset
+
+from simreal.errors import SimrealError
+from simreal.tasks.config import make_config
+from simreal.tasks.train import train, train_from_kwargs
+
+
+def _state(run: Path, name: str = "last.ckpt") -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _last(rows: list[dict[str, str]], key: str) -> float:
+    return [float(r[key]) for r in rows if r.get(key)][-1]
+
+
+def test_depth_run_writes_the_run_folder_contract(blob_dataset, tmp_path):
+    run = train_from_kwargs("depth", blob_dataset, tmp_path / "run", progress=False, epochs=2, **TINY)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["task"] == "depth" and cfg["model"]["depth_scale_mm"] == pytest.approx(40.0)
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["val_epoch0000.png", "val_epoch0001.png"]
+    rows = _rows(run)
+    for key in ("train/loss_step", "val/loss", "val/abs_rel", "val/rmse_mm", "val/delta1"):
+        assert any(r.get(key) for r in rows), key
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["simreal"]["task"] == "depth" and float(ckpt["state_dict"]["depth_scale_mm"]) == pytest.approx(40.0)
+
+
+def test_seg_run_learns_the_disc(tmp_path):
+    data = write_blob_dataset(tmp_path / "ds", n=8, size=(16, 16))
+    run = train_from_kwargs("seg", data, tmp_path / "run", progress=False, epochs=6, size=16, channels=(8, 16),
+                            batch_size=2, lr=3e-2, val_fraction=0.25)
+    rows = _rows(run)
+    first, last = [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")][::5]
+    assert last < first  # it learns something in a few steps
+    assert json.loads((run / "config.json").read_text())["model"]["num_classes"] == 2
+
+
+def test_interrupted_run_resumes_to_the_same_weights(blob_dataset, tmp_path):
+    kw = dict(progress=False, epochs=3, **TINY)
+    whole = train_from_kwargs("depth", blob_dataset, tmp_path / "whole", **kw)
+
+    class Crash(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise RuntimeError("simulated crash")
+
+    cfg = make_config("depth", blob_dataset, tmp_path / "cut", epochs=3, **TINY)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, progress=False, callbacks=[Crash()])
+    assert torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)["epoch"] == 1
+    resumed = train(cfg, progress=False)
+    a, b = _state(whole), _state(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the whole history survives the resume, row for row
+    val = lambda run: [(r["epoch"], r["val/loss"], r["val/abs_rel"]) for r in _rows(run) if r.get("val/loss")]  # noqa: E731
+    assert len(val(whole)) == 3 and val(resumed) == val(whole)
+    assert torch.load(resumed / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 9
+
+
+def test_rerun_with_another_config_is_refused(blob_dataset, tmp_path):
+    train_from_kwargs("depth", blob_dataset, tmp_path / "run", progress=False, epochs=1, **TINY)
+    with pytest.raises(SimrealError, match="optim.lr"):
+        train_from_kwargs("depth", blob_dataset, tmp_path / "run", progress=False, epochs=1, **{**TINY, "lr": 0.5})
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(SimrealError, match="not a simreal run folder"):
+        train_from_kwargs("depth", blob_dataset, tmp_path / "junk", progress=False, epochs=1, **TINY)
+
+
+def test_init_and_freeze_encoder_keep_encoder_weights(blob_dataset, tmp_path):
+    pre = train_from_kwargs("depth", blob_dataset, tmp_path / "pre", progress=False, epochs=1, **TINY)
+    fine = train_from_kwargs("depth", blob_dataset, tmp_path / "fine", progress=False, epochs=1, init=str(pre),
+                             freeze="encoder", seed=5, **TINY)
+    a, b = _state(pre, "best.ckpt"), _state(fine)
+    enc = [k for k in a if k.startswith("net.encoder.")]
+    dec = [k for k in a if k.startswith("net.decoder.") and a[k].is_floating_point()]
+    assert enc and dec
+    for k in enc:  # weights and batch-norm statistics alike
+        assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(a[k], b[k]) for k in dec)
+
+
+def test_init_from_a_checkpoint_of_another_task_is_refused(blob_dataset, tmp_path):
+    seg = train_from_kwargs("seg", blob_dataset, tmp_path / "seg", progress=False, epochs=1, **TINY)
+    with pytest.raises(SimrealError, match="task 'seg'"):
+        train_from_kwargs("depth", blob_dataset, tmp_path / "d", progress=False, epochs=1, init=str(seg), **TINY)
+    with pytest.raises(SimrealError, match="channels"):
+        train_from_kwargs("seg", blob_dataset, tmp_path / "s2", progress=False, epochs=1, init=str(seg / "checkpoints" / "last.ckpt"),
+                          **{**TINY, "channels": (4, 8, 16)})
+
+
+def test_dataset_without_the_task_labels_is_refused(tmp_path):
+    import numpy as np
+
+    from simreal.data.format import DatasetInfo, LabelKind, SampleRecord
+    from simreal.data.writer import DatasetWriter
+
+    w = DatasetWriter(tmp_path / "d", DatasetInfo(modality="colonoscopy", domain="synthetic", image_size=(16, 16),
+                                                  files=("image", "depth"), labels={"depth": LabelKind(unit="mm")}))
+    for i in range(2):
+        w.write(SampleRecord(id=f"{i}", files={}), {"image": np.zeros((16, 16, 3), np.uint8), "depth": np.ones((16, 16), np.float32)})
+    data = w.finish()
+    with pytest.raises(SimrealError, match="no 'mask' labels"):
+        train_from_kwargs("seg", data, tmp_path / "r", progress=False, epochs=1, val_fraction=0.5, size=16, channels=(4, 8))
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_train_and_bad_input_exit_status(blob_dataset, tmp_path, monkeypatch, capsys):
+    from simreal.cli import main
+
+    monkeypatch.setattr("sys.argv", ["simreal", "train", "depth", "--data", str(blob_dataset), "--out", str(tmp_path / "r"),
+                                     "--size", "32", "--channels", "4,8", "--epochs", "1", "--batch-size", "2", "--no-progress"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code in (0, None) and (tmp_path / "r" / "checkpoints" / "last.ckpt").is_file()
+    monkeypatch.setattr("sys.argv", ["simreal", "train", "seg", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2")])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2 and "missing" in capsys.readouterr().err
