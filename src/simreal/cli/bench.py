@@ -3,3 +3,63 @@
 import typer
 
 app = typer.Typer(help="Benchmarks that print their figures (rendering and training throughput).", no_args_is_help=True)
+
+
+@app.command("render")
+def render(
+    n: int = typer.Option(200, "--n", help="Frames per measurement."),
+    size: int = typer.Option(256, "--size", help="Square image size in pixels."),
+    workers: str = typer.Option("1,2", "--workers", help="Worker counts to measure, comma-separated."),
+    seed: int = typer.Option(0, "--seed", help="Dataset seed (and procedural colon seed)."),
+    no_normals: bool = typer.Option(False, "--no-normals", help="Do not write normals files."),
+) -> None:
+    """Colonoscopy rendering throughput (frames/s per worker count), memory, and time per stage."""
+    from rich.console import Console
+
+    from simreal.bench.render import bench_render
+    from simreal.errors import SimrealError
+
+    try:
+        counts = tuple(int(w) for w in workers.split(","))
+    except ValueError:
+        raise SimrealError(f"--workers must be comma-separated integers, got {workers!r}") from None
+    console = Console()
+    scene, runs = bench_render(n=n, size=size, workers=counts, seed=seed, normals=not no_normals)
+    files = "image, depth, " + ("" if no_normals else "normals, ") + "mask, instance"
+    console.print(f"render colon: {scene}, {n} frames of {size}x{size} ({files})", soft_wrap=True)
+    for r in runs:
+        stages = ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in r.stage_ms.items())
+        rss = " -> ".join(f"{x:.0f}" for x in r.rss_mb)
+        console.print(
+            f"render {size}x{size} workers={r.workers}: {r.frames_per_s:.1f} frames/s overall, "
+            f"{r.steady_frames_per_s:.1f} frames/s steady; per frame in a worker (ms): {stages}; "
+            f"RSS at 10/50/100% (MiB): {rss}; peak RSS {r.peak_rss_mb:.0f} MiB",
+            soft_wrap=True,
+        )
+
+
+@app.command("train")
+def train(
+    size: int = typer.Option(128, "--size", help="Square image size in pixels."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Images per step."),
+    steps: int = typer.Option(10, "--steps", help="Timed steps (after 2 warm-up steps)."),
+    task: str = typer.Option("depth", "--task", help="depth or seg."),
+    channels: str = typer.Option("16,32,64,128", "--channels", help="U-Net widths per level, comma-separated."),
+) -> None:
+    """Training throughput of the task U-Net (images/s) on CPU, and on CUDA when available."""
+    import torch
+    from rich.console import Console
+
+    from simreal.bench.train import bench_train
+
+    widths = tuple(int(c) for c in channels.split(","))
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    console = Console()
+    for device in devices:
+        r = bench_train(task=task, size=size, batch_size=batch_size, steps=steps, channels=widths, device=device)
+        console.print(
+            f"train {r.task} {r.device}: UNet {widths} ({r.params / 1e6:.2f} M params), {r.size}x{r.size} batch "
+            f"{r.batch_size}, {r.threads} threads: {r.seconds_per_step * 1000:.1f} ms/step, "
+            f"{r.images_per_second:.1f} images/s",
+            soft_wrap=True,
+        )

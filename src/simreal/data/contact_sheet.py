@@ -86,7 +86,8 @@ def contact_sheet(
 
     rows = int(np.ceil(len(chosen) / columns))
     cols = columns * panels
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.0 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 0.8, 1.75 * rows + 0.4), squeeze=False)
+    fig.subplots_adjust(left=0.005, right=0.93, bottom=0.005, top=1 - 0.4 / (1.75 * rows + 0.4), wspace=0.03, hspace=0.12)
     for ax in axes.flat:
         ax.axis("off")
     mappable = None
@@ -108,13 +109,13 @@ def contact_sheet(
             axes[row, col + panels - 1].set_title(f"mask ({int((m > 0).sum())} px)", fontsize=6)
     fig.suptitle(title or " + ".join(str(r.root.name) for r in readers), fontsize=9)
     if mappable is not None:
-        cbar = fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.015, pad=0.01)
+        cbar = fig.colorbar(mappable, cax=fig.add_axes((0.945, 0.1, 0.012, 0.75)))
         cbar.set_label("depth (mm)")
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.tmp.png")
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=100)
         tmp.replace(out)
     except OSError as exc:
         raise SimrealError(f"cannot write the contact sheet ({exc.strerror})", out) from None

@@ -1,0 +1,130 @@
+"""Rendering throughput: colonoscopy frames/s with 1..W workers, memory over the run, time per stage.
+
+Each measurement renders a real dataset folder (sample, cast, shade, encode + write every file) into a
+temporary directory with :func:`~simreal.render.run.render_colon_dataset`, so the figure is what a user
+gets from ``simreal render colon``.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simreal.errors import SimrealError
+
+
+def _rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux /proc; 0 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+@dataclass(frozen=True)
+class RenderRun:
+    """One timed render.
+
+    Attributes:
+        workers: processes used.
+        n: frames rendered.
+        wall_s: wall time of the whole call (process start-up and mesh preparation included).
+        frames_per_s: n / wall_s.
+        steady_frames_per_s: frames/s between the first 10% and the last frame (start-up excluded).
+        stage_ms: mean per-frame milliseconds of each stage inside a worker (sample, cast, shade, write).
+        rss_mb: this process's RSS (MiB) after 10%, 50% and 100% of the frames (meaningful for 1 worker,
+            where the rendering happens in this process).
+        peak_rss_mb: peak RSS (MiB) of this process, and of the largest worker process for > 1 worker.
+    """
+
+    workers: int
+    n: int
+    wall_s: float
+    frames_per_s: float
+    steady_frames_per_s: float
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    rss_mb: tuple[float, ...] = ()
+    peak_rss_mb: float = 0.0
+
+
+def bench_render(
+    *,
+    n: int = 200,
+    size: int = 256,
+    workers: tuple[int, ...] = (1, 2),
+    seed: int = 0,
+    anatomy: Path | None = None,
+    normals: bool = True,
+) -> tuple[str, list[RenderRun]]:
+    """Render ``n`` frames of ``size`` x ``size`` once per worker count and time it.
+
+    Args:
+        n: frames per measurement (>= 10 for a steady-state figure).
+        size: image size in pixels.
+        workers: worker counts to measure.
+        seed: dataset seed.
+        anatomy: a mesh PLY; default the procedural colon ``make_colon(seed)`` (or a straight tube of
+            ~100k triangles when the procedural colon is not installed).
+        normals: also write the normals files (the costliest file to encode).
+
+    Returns:
+        (description of the scene, one RenderRun per worker count).
+    """
+    from simreal.render.colonoscopy import ColonoscopyConfig
+    from simreal.render.run import load_anatomy, render_colon_dataset
+
+    with tempfile.TemporaryDirectory(prefix="simreal-bench-render-") as tmp:
+        tmp_path = Path(tmp)
+        if anatomy is None:
+            try:
+                mesh, _ = load_anatomy(None, seed)
+            except SimrealError:  # the procedural colon is not installed
+                from simreal.anatomy.mesh import save_mesh
+                from simreal.render.tube import tube_mesh
+
+                anatomy = save_mesh(tube_mesh(segments=256, rings=200), tmp_path / "tube.ply")
+                mesh, _ = load_anatomy(anatomy, seed)
+        else:
+            mesh, _ = load_anatomy(anatomy, seed)
+        scene = f"{'procedural colon' if anatomy is None else Path(anatomy).name}, {len(mesh.faces)} triangles"
+        runs = []
+        for w in workers:
+            stamps: list[float] = []
+            stages: dict[str, list[float]] = {}
+            rss: list[float] = []
+            marks = {max(1, n // 10), max(1, n // 2), n}
+
+            def on_frame(index: int, timings: dict[str, float]) -> None:
+                stamps.append(time.perf_counter())
+                for k, v in timings.items():
+                    stages.setdefault(k, []).append(v)
+                if len(stamps) in marks:
+                    rss.append(_rss_mb())
+
+            t0 = time.perf_counter()
+            render_colon_dataset(
+                tmp_path / f"w{w}", n=n, size=size, seed=seed, anatomy=anatomy, workers=w, progress=False,
+                on_frame=on_frame, config=ColonoscopyConfig(normals=normals),
+            )
+            wall = time.perf_counter() - t0
+            k = max(1, n // 10)
+            steady = (n - k) / max(stamps[-1] - stamps[k - 1], 1e-9) if n > k else n / wall
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            if w > 1:
+                peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0)
+            runs.append(
+                RenderRun(
+                    workers=w, n=n, wall_s=wall, frames_per_s=n / wall, steady_frames_per_s=steady,
+                    stage_ms={k: float(np.mean(v)) for k, v in sorted(stages.items())},
+                    rss_mb=tuple(rss), peak_rss_mb=peak,
+                )
+            )
+    return scene, runs

@@ -1,0 +1,31 @@
+"""`simreal bench render`: the figures exist, are positive and labelled (tiny run; speed is not asserted)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from simreal.bench.render import bench_render
+
+
+def test_bench_render_reports_every_figure():
+    scene, runs = bench_render(n=4, size=16, workers=(1, 2), seed=0)
+    assert "triangles" in scene
+    assert [r.workers for r in runs] == [1, 2]
+    for r in runs:
+        assert r.n == 4 and r.frames_per_s > 0 and r.steady_frames_per_s > 0 and r.peak_rss_mb > 0
+        assert {"cast_ms", "shade_ms", "write_ms", "sample_ms"} <= set(r.stage_ms)
+        assert all(v > 0 for v in r.stage_ms.values())
+    assert len(runs[0].rss_mb) == 3
+
+
+def test_bench_render_cli(monkeypatch, capsys):
+    from simreal.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["simreal", "bench", "render", "--n", "3", "--size", "16", "--workers", "1"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code in (None, 0)
+    out = capsys.readouterr().out
+    assert "render 16x16 workers=1:" in out and "frames/s" in out and "cast" in out and "peak RSS" in out

@@ -1,0 +1,130 @@
+"""Rendering dataset folders: valid, byte-reproducible, worker-count independent, resumable, and clean
+failures on bad input (through the real CLI entry point: one line, exit status 2, nothing left behind)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from simreal.anatomy.mesh import save_mesh
+from simreal.data.reader import DatasetReader, validate_dataset
+from simreal.data.writer import partial_dir
+from simreal.render.run import render_colon_dataset
+from simreal.render.tube import tube_mesh
+
+N, SIZE = 4, 16
+
+
+@pytest.fixture(scope="module")
+def anatomy(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("anatomy") / "tube.ply"
+    return save_mesh(tube_mesh(radius=12.0, length=150.0, segments=48, rings=20, polyps=((75.0, 0.0, 5.0),)), path)
+
+
+def _bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _render(out: Path, anatomy: Path, **kw) -> Path:
+    args = dict(n=N, size=SIZE, seed=7, anatomy=anatomy, workers=1, progress=False)
+    return render_colon_dataset(out, **{**args, **kw})
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, anatomy) -> Path:
+    return _render(tmp_path_factory.mktemp("ref") / "ds", anatomy)
+
+
+def test_dataset_is_valid_and_complete(reference):
+    report = validate_dataset(reference)
+    assert report.n_samples == N and set(report.kinds) == {"image", "depth", "normals", "mask", "instance"}
+    info = json.loads((reference / "dataset.json").read_text())
+    assert info["generator"]["name"] == "colonoscopy-forward-model"
+    assert info["generator"]["anatomy"]["sha256"] and "config" in info["generator"]
+    assert info["labels"]["mask"]["classes"] == {"0": "background", "1": "polyp"}
+    ds = DatasetReader(reference)
+    rec = ds.records[0]
+    assert rec.camera is not None and rec.camera.pose is not None and (rec.camera.width, rec.camera.height) == (SIZE, SIZE)
+    assert {"pose", "fov_deg", "shading"} <= set(rec.params)
+    assert not partial_dir(reference).exists()
+
+
+def test_same_seed_same_bytes_other_seed_other_frames(tmp_path, anatomy, reference):
+    again = _render(tmp_path / "again", anatomy)
+    assert _bytes(again) == _bytes(reference)
+    other = _render(tmp_path / "other", anatomy, seed=8)
+    ref, oth = _bytes(reference), _bytes(other)
+    assert ref.keys() == oth.keys()
+    assert all(ref[k] != oth[k] for k in ref if k.startswith("image/"))
+
+
+def test_two_workers_give_identical_bytes(tmp_path, anatomy, reference):
+    two = _render(tmp_path / "two", anatomy, workers=2)
+    assert _bytes(two) == _bytes(reference)
+
+
+def test_interrupted_render_resumes_to_identical_bytes(tmp_path, anatomy, reference):
+    out = tmp_path / "resumed"
+    seen = []
+
+    def stop_after_two(index, timings):
+        seen.append(index)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _render(out, anatomy, on_frame=stop_after_two)
+    assert not out.exists() and len(list((partial_dir(out) / "records").glob("*.json"))) == 2
+    rendered = []
+    _render(out, anatomy, on_frame=lambda i, t: rendered.append(i))
+    assert len(rendered) == N - 2  # finished frames were kept, not rendered again
+    assert _bytes(out) == _bytes(reference)
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    from simreal.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["simreal", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    code = exc.value.code
+    return (0 if code is None else int(code)), out.out, out.err
+
+
+def test_cli_renders(monkeypatch, capsys, tmp_path, anatomy):
+    out = tmp_path / "cli"
+    code, stdout, _ = run_cli(
+        monkeypatch, capsys, "render", "colon", "--out", str(out), "--n", "2", "--size", "16",
+        "--anatomy", str(anatomy), "--no-normals", "--fisheye", "--no-progress",
+    )
+    assert code == 0 and "wrote 2 frames" in stdout
+    assert validate_dataset(out).kinds == ("image", "depth", "mask", "instance")
+    assert DatasetReader(out).records[0].camera.model == "fisheye"
+
+
+@pytest.mark.parametrize("case", ["n0", "missing", "corrupt", "exists", "bad-size"])
+def test_cli_bad_input_exits_2_and_leaves_nothing(monkeypatch, capsys, tmp_path, anatomy, case):
+    out = tmp_path / "out"
+    args = ["--n", "2", "--size", "16", "--anatomy", str(anatomy)]
+    if case == "n0":
+        args[1] = "0"
+    elif case == "missing":
+        args[-1] = str(tmp_path / "nope.ply")
+    elif case == "corrupt":
+        bad = tmp_path / "bad.ply"
+        bad.write_bytes(anatomy.read_bytes()[:300])
+        args[-1] = str(bad)
+    elif case == "exists":
+        out.mkdir()
+    elif case == "bad-size":
+        args[3] = "2"
+    code, _, err = run_cli(monkeypatch, capsys, "render", "colon", "--out", str(out), *args, "--no-progress")
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert not partial_dir(out).exists()
+    assert out.exists() == (case == "exists")
