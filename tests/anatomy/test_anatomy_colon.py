@@ -156,3 +156,21 @@ def test_no_polyps_and_round_trip(tmp_path):
     np.testing.assert_array_equal(back.vertex_texture, ref.vertex_texture)
     assert back.metadata["params"]["length_mm"] == 60.0
     assert len(back.metadata["polyps"]) == 2
+
+
+def test_ends_are_closed_by_domes(colon):
+    """The wall with its two end domes is a closed, consistently wound surface: no ray from inside escapes."""
+    wall = colon.face_labels == 0
+    tm = trimesh.Trimesh(colon.vertices, colon.faces[wall], process=True)
+    assert tm.is_watertight and tm.is_winding_consistent
+    # Normals point inward, so the enclosed volume computed from them comes out negative.
+    assert tm.volume < 0
+    # Rays from the first centerline point straight out of the tube end hit the dome.
+    origin = colon.centerline[0]
+    out = colon.centerline[0] - colon.centerline[5]
+    out /= np.linalg.norm(out)
+    dirs = out + 0.5 * np.random.default_rng(0).normal(size=(64, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    locs, ray_idx, _ = tm.ray.intersects_location(np.repeat(origin[None], 64, 0), dirs, multiple_hits=False)
+    assert len(set(ray_idx.tolist())) == 64
+    assert np.linalg.norm(locs - origin, axis=1).max() < 3.0 * colon.centerline_radius.max()

@@ -39,7 +39,7 @@ def test_params_are_json_and_reproducible(mesh):
 
 
 def test_poses_stay_inside_the_lumen(mesh):
-    cfg = ColonoscopyConfig(offset_frac=0.6, look_deg=30.0)
+    cfg = ColonoscopyConfig(offset_frac=0.6, look_deg=30.0, polyp_view_prob=0.0)
     for i in range(40):
         p = _params(mesh, 1, i, cfg)
         pose = np.asarray(p["pose"])
@@ -72,7 +72,8 @@ def test_render_frame_is_deterministic_and_consistent(scene, mesh):
 def test_frames_look_like_lit_mucosa(scene, mesh):
     """Red dominates; nearer surfaces are brighter than the far lumen (light at the tip)."""
     cfg = ColonoscopyConfig(
-        noise_std=(0.0, 0.0), vignetting=(0.0, 0.0), look_deg=0.0, offset_frac=0.0, spot_exponent=(0.5, 1.0)
+        noise_std=(0.0, 0.0), vignetting=(0.0, 0.0), look_deg=0.0, offset_frac=0.0, spot_exponent=(0.5, 1.0),
+        polyp_view_prob=0.0,
     )
     reds, near_far = [], []
     for i in range(6):
@@ -95,3 +96,44 @@ def test_bad_config_raises():
         ColonoscopyConfig(fov_deg=(140.0, 100.0))
     with pytest.raises(SimrealError):
         ColonoscopyConfig(offset_frac=1.5)
+
+
+def test_polyp_views_show_the_polyp():
+    """With polyp_view_prob=1 the camera looks at a polyp from 8-40 mm, inside the lumen, and sees it."""
+    from scipy.spatial import cKDTree
+
+    from simreal.anatomy.colon import make_colon
+    from simreal.render.colonoscopy import polyp_targets
+
+    colon = make_colon(1, length_mm=140.0, n_polyps=3)
+    sc, kd, vn, tg = MeshScene(colon), cKDTree(colon.vertices), colon.vertex_normals(), polyp_targets(colon)
+    assert [k for k, _, _ in tg] == [1, 2, 3]
+    cfg = ColonoscopyConfig(polyp_view_prob=1.0)
+    seen = []
+    for i in range(20):
+        rng = np.random.default_rng(np.random.SeedSequence([5, i]))
+        p = sample_frame_params(rng, colon, cfg, kdtree=kd, vertex_normals=vn, targets=tg)
+        assert p["view"] == "polyp" and 8.0 <= p["polyp_distance_mm"] <= 40.0
+        centre = dict((k, c) for k, c, _ in tg)[p["polyp_instance"]]
+        assert np.linalg.norm(np.asarray(p["pose"])[:3, 3] - centre) <= 40.0 + 1e-6
+        seen.append(bool(render_frame(sc, p, 32, normals=False)["mask"].any()))
+    assert np.mean(seen) >= 0.8
+    # Without polyps (or with prob 0) every frame is a lumen view.
+    p0 = _params(tube_mesh(radius=R, length=150.0, segments=32, rings=10, polyps=()), 0, 0, cfg)
+    assert p0["view"] == "lumen"
+
+
+def test_field_stop_blackens_only_the_image(scene, mesh):
+    from simreal.render.colonoscopy import field_stop_mask
+
+    oct_ = field_stop_mask(32, 32, "octagon")
+    assert not oct_[0, 0] and oct_[16, 16] and oct_[16, 0] and 0.8 < oct_.mean() < 0.95
+    assert field_stop_mask(32, 32, "circle").mean() == pytest.approx(np.pi / 4, abs=0.03)
+    p = _params(mesh, 0, 2, ColonoscopyConfig(field_stop="octagon", polyp_view_prob=0.0))
+    a = render_frame(scene, p, 32)
+    b = render_frame(scene, {**p, "field_stop": "none"}, 32)
+    assert (a["image"][~oct_] == 0).all() and (b["image"][~oct_] > 0).any()
+    assert (a["image"][oct_] == b["image"][oct_]).all()
+    assert a["depth"].tobytes() == b["depth"].tobytes() and a["mask"].tobytes() == b["mask"].tobytes()
+    with pytest.raises(SimrealError):
+        ColonoscopyConfig(field_stop="square")

@@ -7,11 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simreal.anatomy.mesh import save_mesh
 from simreal.data.reader import DatasetReader, validate_dataset
 from simreal.data.writer import partial_dir
+from simreal.errors import SimrealError
 from simreal.render.run import render_colon_dataset
 from simreal.render.tube import tube_mesh
 
@@ -28,7 +30,7 @@ def _bytes(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _render(out: Path, anatomy: Path, **kw) -> Path:
+def _render(out: Path, anatomy, **kw) -> Path:
     args = dict(n=N, size=SIZE, seed=7, anatomy=anatomy, workers=1, progress=False)
     return render_colon_dataset(out, **{**args, **kw})
 
@@ -128,3 +130,42 @@ def test_cli_bad_input_exits_2_and_leaves_nothing(monkeypatch, capsys, tmp_path,
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert not partial_dir(out).exists()
     assert out.exists() == (case == "exists")
+
+
+def test_several_anatomies_cycle_and_group(tmp_path, anatomy):
+    """Frame i renders anatomy i % K; records name it in params and group; dataset.json lists them all."""
+    from simreal.render.tube import tube_mesh
+
+    other = save_mesh(tube_mesh(radius=20.0, length=150.0, segments=48, rings=20), tmp_path / "wide.ply")
+    out = _render(tmp_path / "multi", [anatomy, other], n=5)
+    info = json.loads((out / "dataset.json").read_text())
+    assert [Path(a["path"]).name for a in info["generator"]["anatomies"]] == ["tube.ply", "wide.ply"]
+    recs = DatasetReader(out).records
+    assert [r.params["anatomy_index"] for r in recs] == [0, 1, 0, 1, 0]
+    assert [r.group for r in recs] == ["tube", "wide", "tube", "wide", "tube"]
+    # The camera sits in the lumen of its own tube: its distance from the axis is below that radius.
+    for r in recs:
+        x, y = np.asarray(r.params["pose"])[:2, 3]
+        radius = 12.0 if r.group == "tube" else 20.0
+        assert np.hypot(x, y) < (0.5 * radius + 1e-6 if r.params["view"] == "lumen" else radius)
+    two = _render(tmp_path / "multi2", [anatomy, other], n=5, workers=2)
+    assert _bytes(two) == _bytes(out)
+
+
+def test_procedural_colons_and_cli(monkeypatch, capsys, tmp_path):
+    from simreal.render.run import colon_seeds
+
+    seeds = colon_seeds(3, 2)
+    assert seeds == colon_seeds(3, 2) and len(set(seeds)) == 2 and seeds != colon_seeds(4, 2)
+    out = tmp_path / "cols"
+    code, stdout, _ = run_cli(
+        monkeypatch, capsys, "render", "colon", "--out", str(out), "--n", "3", "--size", "8", "--seed", "3",
+        "--colons", "2", "--no-normals", "--no-progress",
+    )
+    assert code == 0, stdout
+    info = json.loads((out / "dataset.json").read_text())
+    assert [a["seed"] for a in info["generator"]["anatomies"]] == seeds
+    assert [r.group for r in DatasetReader(out).records] == [f"colon-{seeds[0]}", f"colon-{seeds[1]}", f"colon-{seeds[0]}"]
+    with pytest.raises(SimrealError, match="distinct"):
+        render_colon_dataset(tmp_path / "x", n=1, size=8, seed=0, colons=[1, 1], progress=False)
+    assert not partial_dir(tmp_path / "x").exists()

@@ -17,8 +17,11 @@ Geometry (all lengths in mm):
 * polyps: closed surfaces of revolution about the local wall normal, sessile (flattened dome) or
   pedunculated (stalk + lobulated head), partly sunk into the wall.
 
+* ends: both tube ends are closed by a blind-end dome (mucosa) that continues the wall past the last ring,
+  so every ray from inside the lumen hits a surface (no black hole with a sharp edge).
+
 Winding: every face's right-hand normal points into the lumen (towards the centerline) on the wall, and
-out of the polyp (also into the lumen) on polyps. The tube ends are open.
+out of the polyp (also into the lumen) on polyps.
 
 Example:
     >>> mesh = make_colon(0, length_mm=200.0, n_polyps=2)
@@ -329,6 +332,54 @@ def _grid_normals(grid: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
 
 
+def _end_caps(grid: np.ndarray, tangent: np.ndarray, n_rings: int = 8, depth: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Blind-end domes closing both ends of the wall grid.
+
+    Each dome shrinks the end ring towards its centre along a quarter ellipse while moving outward along
+    the end tangent by up to ``depth`` times the mean end radius, and ends in a pole vertex.
+
+    Args:
+        grid: (K, A, 3) wall vertices (rows along the centerline, columns anticlockwise about it).
+        tangent: (K, 3) unit centerline tangents.
+        n_rings: rings per dome besides the pole.
+        depth: dome depth relative to the end radius.
+
+    Returns:
+        vertices (2 * (n_rings * A + 1), 3) appended after the K * A wall vertices, and faces (F, 3)
+        indexing the combined array, wound like the wall (normals into the lumen).
+    """
+    k, a, _ = grid.shape
+    beta = np.linspace(0.0, np.pi / 2, n_rings + 2)[1:-1]  # 0 = the wall's end ring, pi/2 = the pole
+    verts, faces = [], []
+    offset = k * a
+    for end, row, out in ((0, 0, -tangent[0]), (1, k - 1, tangent[-1])):
+        ring = grid[row]
+        centre = ring.mean(axis=0)
+        r_end = float(np.linalg.norm(ring - centre, axis=1).mean())
+        rings = centre + np.cos(beta)[:, None, None] * (ring - centre)[None] + (
+            depth * r_end * np.sin(beta)
+        )[:, None, None] * out  # (n_rings, A, 3), from the wall towards the pole
+        pole = centre + depth * r_end * out
+        idx = offset + np.arange(n_rings * a).reshape(n_rings, a)
+        pole_idx = offset + n_rings * a
+        # Rows ordered along +s, as in the wall grid, so the same quad winding points into the lumen.
+        rows = np.concatenate([idx[::-1], np.arange(a)[None]]) if end == 0 else np.concatenate(
+            [((k - 1) * a + np.arange(a))[None], idx]
+        )
+        j = np.arange(a)
+        j1 = (j + 1) % a
+        ra, rb = rows[:-1], rows[1:]
+        faces.append(np.stack([ra[:, j], rb[:, j], ra[:, j1]], -1).reshape(-1, 3))
+        faces.append(np.stack([rb[:, j], rb[:, j1], ra[:, j1]], -1).reshape(-1, 3))
+        if end == 0:  # the pole comes before the first row
+            faces.append(np.stack([rows[0, j], rows[0, j1], np.full(a, pole_idx)], -1))
+        else:
+            faces.append(np.stack([rows[-1, j], np.full(a, pole_idx), rows[-1, j1]], -1))
+        verts.extend([rings.reshape(-1, 3), pole[None]])
+        offset = pole_idx + 1
+    return np.concatenate(verts), np.concatenate(faces)
+
+
 def _polyp_profile(p: PolypParams, n_prof: int = 25) -> tuple[np.ndarray, np.ndarray]:
     """Profile of the polyp's surface of revolution: radius and height (mm) from bottom pole to top pole."""
     radius = 0.5 * p.diameter_mm
@@ -401,7 +452,7 @@ def build_colon(params: ColonParams) -> AnatomyMesh:
         params: from :func:`sample_colon_params`.
 
     Returns:
-        The mesh: tube faces label 0 / instance 0, then polyp k's faces label 1 / instance k. Face normals
+        The mesh: wall and end-dome faces label 0 / instance 0, then polyp k's faces label 1 / instance k. Face normals
         point into the lumen. ``centerline`` is sampled every ``ring_spacing_mm`` in fly-through order;
         ``centerline_radius`` is the mean centerline-to-wall distance of each ring.
 
@@ -424,8 +475,9 @@ def build_colon(params: ColonParams) -> AnatomyMesh:
     radius = radius + relief.reshape(radius.shape)
     grid = centre[:, None] + radius[..., None] * radial
     # Rows along s, columns anticlockwise about the tangent: d(s) x d(theta) = -radial, into the lumen.
-    verts = [grid.reshape(-1, 3)]
-    faces = [_grid_faces(len(s), params.n_angular, wrap_cols=True)]
+    cap_verts, cap_faces = _end_caps(grid, tangent)
+    verts = [np.concatenate([grid.reshape(-1, 3), cap_verts])]
+    faces = [np.concatenate([_grid_faces(len(s), params.n_angular, wrap_cols=True), cap_faces])]
     labels = [np.full(len(faces[0]), MUCOSA, np.uint8)]
     instances = [np.zeros(len(faces[0]), np.uint8)]
     inward = _grid_normals(grid)

@@ -1,11 +1,13 @@
 """Render a colonoscopy dataset folder: sample, render and write frames, in parallel, resumably.
 
-Frame ``i`` draws its parameters from ``np.random.SeedSequence([seed, i])``, so a dataset's bytes do not
-depend on the number of workers, their order, or on being interrupted and resumed. Workers are separate
-processes; each receives the mesh once and builds its own Embree scene in its initializer.
+Frame ``i`` draws its parameters from ``np.random.SeedSequence([seed, i])`` and renders anatomy ``i % K``
+of the K anatomies, so a dataset's bytes do not depend on the number of workers, their order, or on being
+interrupted and resumed. Workers are separate processes; each receives the K meshes once and builds their
+Embree scenes in its initializer.
 
 Example:
     >>> render_colon_dataset("renders/colon", n=1000, size=256, seed=0, workers=2)   # doctest: +SKIP
+    >>> render_colon_dataset("renders/four", n=1000, size=256, seed=0, colons=[1, 2, 3, 4])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import json
 import multiprocessing
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +31,7 @@ from simreal.render.colonoscopy import (
     MASK_CLASSES,
     ColonoscopyConfig,
     camera_from_params,
+    polyp_targets,
     render_frame,
     sample_frame_params,
 )
@@ -66,8 +70,89 @@ def load_anatomy(anatomy: str | Path | None, seed: int) -> tuple[AnatomyMesh, di
     return mesh, {"generator": "simreal.anatomy.colon.make_colon", "seed": seed, "metadata": mesh.metadata}
 
 
-def dataset_info(size: int, seed: int, config: ColonoscopyConfig, anatomy_info: dict[str, Any]) -> DatasetInfo:
-    """What ``dataset.json`` says about a rendered colonoscopy set."""
+def colon_seeds(seed: int, k: int) -> list[int]:
+    """K distinct procedural-colon seeds derived from a dataset seed (what ``--colons K`` renders).
+
+    Drawn from ``SeedSequence([seed, 0xC01])`` so datasets with different seeds get different colons
+    (``seed + j`` would share colons between neighbouring seeds); in [0, 2**31).
+    """
+    if k < 1:
+        raise SimrealError(f"--colons must be at least 1, got {k}")
+    state = np.random.SeedSequence([seed, 0xC01]).generate_state(4 * k, dtype=np.uint32)
+    out: list[int] = []
+    for v in (int(x) >> 1 for x in state):
+        if v not in out:
+            out.append(v)
+        if len(out) == k:
+            return out
+    raise SimrealError(f"could not derive {k} distinct colon seeds")  # pragma: no cover - 2**31 values
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """One anatomy a dataset renders.
+
+    Attributes:
+        mesh: the surface.
+        info: JSON-able description for dataset.json (path + sha256, or generator + seed).
+        group: the sample records' ``group`` (``colon-<seed>`` or the PLY's stem), so splits keep anatomies apart.
+    """
+
+    mesh: AnatomyMesh
+    info: dict[str, Any]
+    group: str
+
+
+def load_anatomies(
+    anatomy: str | Path | Sequence[str | Path] | None, colons: Sequence[int] | None, seed: int
+) -> list[Anatomy]:
+    """The K anatomies of a dataset, in the order frames cycle through them (frame i uses ``i % K``).
+
+    Args:
+        anatomy: one anatomy PLY or several.
+        colons: seeds of procedural colons ``make_colon(s)``.
+        seed: the dataset seed: ``make_colon(seed)`` when both ``anatomy`` and ``colons`` are None.
+
+    Returns:
+        PLY anatomies first (in the given order), then the procedural colons.
+
+    Raises:
+        SimrealError: missing / corrupt PLY, negative or repeated colon seed, empty lists, two PLYs with
+            the same stem (their groups would merge).
+    """
+    paths = [] if anatomy is None else [anatomy] if isinstance(anatomy, (str, Path)) else list(anatomy)
+    seeds = None if colons is None else [int(c) for c in colons]
+    if anatomy is not None and not paths:
+        raise SimrealError("--anatomy: empty list of anatomy files")
+    if seeds is not None:
+        if not seeds:
+            raise SimrealError("--colons: empty list of colon seeds")
+        if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+            raise SimrealError(f"colon seeds must be distinct and >= 0, got {seeds}")
+    if not paths and seeds is None:
+        seeds = [seed]
+    out = []
+    for path in paths:
+        mesh, info = load_anatomy(path, seed)
+        out.append(Anatomy(mesh=mesh, info=info, group=Path(path).stem))
+    for s in seeds or []:
+        mesh, info = load_anatomy(None, s)
+        out.append(Anatomy(mesh=mesh, info=info, group=f"colon-{s}"))
+    groups = [a.group for a in out]
+    if len(set(groups)) != len(groups):
+        raise SimrealError(f"anatomies must have distinct names (file stems), got {groups}")
+    return out
+
+
+def dataset_info(
+    size: int, seed: int, config: ColonoscopyConfig, anatomy_info: dict[str, Any] | list[dict[str, Any]]
+) -> DatasetInfo:
+    """What ``dataset.json`` says about a rendered colonoscopy set.
+
+    ``generator.anatomies`` lists every anatomy (frame i renders ``anatomies[i % K]``, also recorded as the
+    frame's ``params["anatomy_index"]``); ``generator.anatomy`` is the first, kept for single-anatomy readers.
+    """
+    infos = anatomy_info if isinstance(anatomy_info, list) else [anatomy_info]
     files = ("image", "depth") + (("normals",) if config.normals else ()) + ("mask", "instance")
     labels = {
         "depth": LabelKind(unit="mm", description="z-depth along the optical axis, 0 = no surface"),
@@ -76,7 +161,9 @@ def dataset_info(size: int, seed: int, config: ColonoscopyConfig, anatomy_info: 
     }
     if config.normals:
         labels["normals"] = LabelKind(description="unit shading normals, camera frame (x right, y down, z forward)")
-    generator = json.loads(json.dumps({"name": GENERATOR_NAME, "config": config.to_dict(), "anatomy": anatomy_info}))
+    generator = json.loads(json.dumps({
+        "name": GENERATOR_NAME, "config": config.to_dict(), "anatomy": infos[0], "anatomies": infos,
+    }))
     return DatasetInfo(
         modality="colonoscopy", domain="synthetic", image_size=(size, size), files=files, labels=labels,
         generator=generator, seed=seed,
@@ -89,7 +176,7 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(
-    mesh: AnatomyMesh, root: str, seed: int, size: int, config: ColonoscopyConfig, ignore_sigint: bool
+    anatomies: list[Anatomy], root: str, seed: int, size: int, config: ColonoscopyConfig, ignore_sigint: bool
 ) -> None:
     from scipy.spatial import cKDTree
 
@@ -97,22 +184,32 @@ def _init_worker(
 
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    _WORKER.update(
-        scene=MeshScene(mesh), kdtree=cKDTree(mesh.vertices), normals=mesh.vertex_normals(), mesh=mesh,
-        root=Path(root), seed=seed, size=size, config=config,
-    )
+    # Every scene is built once per worker and kept: frames cycle through the anatomies.
+    scenes = [
+        dict(scene=MeshScene(a.mesh), kdtree=cKDTree(a.mesh.vertices), normals=a.mesh.vertex_normals(),
+             mesh=a.mesh, group=a.group, targets=polyp_targets(a.mesh))
+        for a in anatomies
+    ]
+    _WORKER.update(scenes=scenes, root=Path(root), seed=seed, size=size, config=config)
 
 
 def _render_one(index: int) -> tuple[int, dict[str, float]]:
     w = _WORKER
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    k = index % len(w["scenes"])
+    a = w["scenes"][k]
     rng = np.random.default_rng(np.random.SeedSequence([w["seed"], index]))
-    params = sample_frame_params(rng, w["mesh"], w["config"], kdtree=w["kdtree"], vertex_normals=w["normals"])
+    params = sample_frame_params(
+        rng, a["mesh"], w["config"], kdtree=a["kdtree"], vertex_normals=a["normals"], targets=a["targets"]
+    )
+    params["anatomy_index"] = k
     t1 = time.perf_counter()
-    arrays = render_frame(w["scene"], params, w["size"], normals=w["config"].normals, timings=timings)
+    arrays = render_frame(a["scene"], params, w["size"], normals=w["config"].normals, timings=timings)
     t2 = time.perf_counter()
-    record = SampleRecord(id=sample_id(index), files={}, camera=camera_from_params(params, w["size"]), params=params)
+    record = SampleRecord(
+        id=sample_id(index), files={}, camera=camera_from_params(params, w["size"]), params=params, group=a["group"]
+    )
     write_sample_record(w["root"], record, arrays)
     timings["sample_ms"] = (t1 - t0) * 1e3
     timings["write_ms"] = (time.perf_counter() - t2) * 1e3
@@ -125,7 +222,8 @@ def render_colon_dataset(
     n: int,
     size: int,
     seed: int,
-    anatomy: str | Path | None = None,
+    anatomy: str | Path | Sequence[str | Path] | None = None,
+    colons: Sequence[int] | None = None,
     workers: int = 1,
     config: ColonoscopyConfig | None = None,
     progress: bool = True,
@@ -143,7 +241,11 @@ def render_colon_dataset(
         n: number of frames (>= 1).
         size: square image size in pixels (8..4096).
         seed: dataset seed (>= 0).
-        anatomy: a simreal anatomy PLY; None renders ``make_colon(seed)``.
+        anatomy: a simreal anatomy PLY, or several.
+        colons: seeds of procedural colons ``make_colon(s)``. With both ``anatomy`` and ``colons`` None the
+            set renders ``make_colon(seed)``. Frame i renders anatomy ``i % K`` (PLYs first, then colons),
+            records it in ``params["anatomy_index"]`` and in its record's ``group`` (``colon-<seed>`` or the
+            PLY stem); dataset.json's ``generator.anatomies`` lists them all.
         workers: processes rendering in parallel (>= 1; 1 renders in this process).
         config: the randomisation ranges (default :class:`ColonoscopyConfig`).
         progress: show a rich progress bar (frames/s, ETA) on stderr.
@@ -168,16 +270,16 @@ def render_colon_dataset(
     if out_dir.exists():
         raise SimrealError("output folder already exists; choose a new one or remove it", out_dir)
     config = config or ColonoscopyConfig()
-    mesh, anatomy_info = load_anatomy(anatomy, seed)
-    writer = DatasetWriter(out_dir, dataset_info(size, seed, config, anatomy_info))
+    anatomies = load_anatomies(anatomy, colons, seed)
+    writer = DatasetWriter(out_dir, dataset_info(size, seed, config, [a.info for a in anatomies]))
     ids = [sample_id(i) for i in range(n)]
     todo = [i for i in range(n) if not writer.has(sample_id(i))]
-    _run_frames(todo, n, mesh, writer, seed, size, config, workers, progress, on_frame)
+    _run_frames(todo, n, anatomies, writer, seed, size, config, workers, progress, on_frame)
     return writer.finish(expected_ids=ids)
 
 
 def _run_frames(
-    todo: list[int], n: int, mesh: AnatomyMesh, writer: DatasetWriter, seed: int, size: int,
+    todo: list[int], n: int, anatomies: list[Anatomy], writer: DatasetWriter, seed: int, size: int,
     config: ColonoscopyConfig, workers: int, progress: bool, on_frame: FrameHook | None,
 ) -> None:
     from rich.console import Console
@@ -199,7 +301,7 @@ def _run_frames(
             if on_frame is not None:
                 on_frame(index, timings)
 
-        args = (mesh, str(writer.root), seed, size, config)
+        args = (anatomies, str(writer.root), seed, size, config)
         if workers == 1 or len(todo) <= 1:
             _init_worker(*args, ignore_sigint=False)
             try:
