@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 import signal
 import time
 from dataclasses import dataclass
@@ -216,6 +218,14 @@ def _render_one(index: int) -> tuple[int, dict[str, float]]:
     return index, timings
 
 
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _render_one_chunk(indices: list[int]) -> list[tuple[int, dict[str, float]]]:
+    return [_render_one(i) for i in indices]
+
+
 def render_colon_dataset(
     out_dir: str | Path,
     *,
@@ -311,12 +321,19 @@ def _run_frames(
                 _WORKER.clear()
             return
         ctx = multiprocessing.get_context("spawn")  # no fork after Embree / TBB threads exist
-        pool = ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(*args, True))
+        # An executor, not multiprocessing.Pool: if a worker dies (killed, out of memory) the pool breaks
+        # with an error instead of waiting forever for the frames it held.
+        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
+                                   initargs=(*args, True))
         try:
             chunk = max(1, min(8, len(todo) // (workers * 8)))
-            for result in pool.imap_unordered(_render_one, todo, chunksize=chunk):
-                finished(*result)
-            pool.close()
-            pool.join()
+            for result in pool.map(_render_one_chunk, _chunks(todo, chunk)):
+                for item in result:
+                    finished(*item)
+        except BrokenProcessPool:
+            raise SimrealError(
+                "a render worker process died; finished frames are kept, rerun the same command to resume",
+                writer.root,
+            ) from None
         finally:
-            pool.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,67 @@
+"""`simreal experiment baseline --scale smoke`: every stage end to end, rerun resumes, report rebuilds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA
+
+CVC = SHARED_DATA / "cvc-clinicdb_256"
+needs_cvc = pytest.mark.skipif(not CVC.is_dir(), reason="../shared/data/cvc-clinicdb_256 not present")
+
+
+def simreal(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("baseline") / "smoke"
+    done = simreal("experiment", "baseline", "--scale", "smoke", "--out", str(out), "--real-data", str(SHARED_DATA))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+@needs_cvc
+def test_smoke_writes_results_and_report(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert results["name"] == "baseline" and results["scale"] == "smoke"
+    assert {t["target"].split(" (")[0] for t in results["targets"]} >= {"synthetic depth abs_rel"}
+    cvc = results["metrics"]["seg_cvc_dice_all"]
+    assert cvc["n"] == 609 and 0.0 <= cvc["mean"] <= 1.0  # every real frame evaluated
+    assert len(results["metrics"]["seg_cvc_dice_per_sequence"]) == 29
+    test_seqs = set(results["metrics"]["seg_cvc_dice_test"]["sequences"])
+    assert 0 < len(test_seqs) < 29  # a split by sequence, not by frame
+    depth = results["metrics"]["depth_synth"]["metrics"]["abs_rel"]
+    assert depth["n"] == 12 and depth["mean"] > 0
+    page = (smoke_run / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "Timings" in page
+
+
+@needs_cvc
+def test_rerun_reuses_every_stage_and_report_rebuilds(smoke_run: Path) -> None:
+    before = json.loads((smoke_run / "results.json").read_text())
+    again = simreal("experiment", "baseline", "--scale", "smoke", "--out", str(smoke_run), "--real-data", str(SHARED_DATA))
+    assert again.returncode == 0, again.stderr[-2000:]
+    after = json.loads((smoke_run / "results.json").read_text())
+    assert set(after["timings"].values()) == {"reused"}
+    assert after["metrics"] == before["metrics"]
+    (smoke_run / "report.html").unlink()
+    rebuilt = simreal("report", str(smoke_run))
+    assert rebuilt.returncode == 0 and (smoke_run / "report.html").is_file()
+
+
+def test_bad_requests_exit_2(tmp_path: Path) -> None:
+    unknown = simreal("experiment", "nope", "--out", str(tmp_path / "x"))
+    assert unknown.returncode == 2 and "unknown experiment 'nope'" in unknown.stderr
+    no_data = simreal("experiment", "baseline", "--out", str(tmp_path / "y"), "--real-data", str(tmp_path))
+    assert no_data.returncode == 2 and "CVC-ClinicDB not found" in no_data.stderr
+    assert not (tmp_path / "y").exists()
+    assert simreal("report", str(tmp_path)).returncode == 2
