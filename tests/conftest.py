@@ -4,49 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from simreal.data.format import Camera, DatasetInfo, LabelKind, SampleRecord
-from simreal.data.writer import DatasetWriter
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def write_tiny_dataset(root: Path, n: int = 3, size: tuple[int, int] = (8, 8), seed: int = 0) -> Path:
-    """A tiny colonoscopy-like dataset: image, depth (mm), normals, mask {0, 1}, with cameras."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    info = DatasetInfo(
-        modality="colonoscopy",
-        domain="synthetic",
-        image_size=size,
-        files=("image", "depth", "normals", "mask"),
-        labels={
-            "depth": LabelKind(unit="mm", description="z-depth"),
-            "normals": LabelKind(description="camera frame"),
-            "mask": LabelKind(classes={0: "background", 1: "polyp"}),
-        },
-        generator={"name": "test", "config": {"n": n}},
-        seed=seed,
-    )
-    writer = DatasetWriter(root, info)
-    for i in range(n):
-        normals = np.zeros((h, w, 3), np.float32)
-        normals[..., 2] = -1.0
-        mask = np.zeros(size, np.uint8)
-        mask[: h // 2, : w // 2] = 1
-        cam = Camera(width=w, height=h, fx=4.0, fy=4.0, cx=w / 2, cy=h / 2, pose=tuple(map(tuple, np.eye(4))))
-        writer.write(
-            SampleRecord(id=f"{i:06d}", files={}, camera=cam, params={"i": i}, group=f"seq{i % 2}"),
-            {
-                "image": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
-                "depth": rng.uniform(5, 50, size).astype(np.float32),
-                "normals": normals,
-                "mask": mask,
-            },
-        )
-    return writer.finish()
+from simreal_testing import write_tiny_dataset
 
 
 @pytest.fixture

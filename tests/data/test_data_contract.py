@@ -12,7 +12,7 @@ import pytest
 import tifffile
 import torch
 
-from conftest import write_tiny_dataset
+from simreal_testing import write_tiny_dataset
 from simreal.data.format import DatasetInfo, SampleRecord
 from simreal.data.reader import DatasetReader, validate_dataset
 from simreal.data.torch_dataset import SimrealDataset, collate_samples, resize_label
@@ -51,17 +51,32 @@ def test_resume_keeps_finished_samples_and_refuses_other_settings(tmp_path: Path
     info = DatasetInfo(modality="image", domain="real", image_size=(4, 4), files=("image",), generator={"k": 1})
     w = DatasetWriter(out, info)
     w.write(SampleRecord(id="a", files={}), {"image": np.zeros((4, 4, 3), np.uint8)})
-    # an interrupted run: a new writer with the same settings sees the finished sample
-    assert DatasetWriter(out, info).done_ids == {"a"}
+    w.close()  # the run is interrupted
+    # a new writer with the same settings sees the finished sample
+    again = DatasetWriter(out, info)
+    assert again.done_ids == {"a"}
+    again.close()
     other = DatasetInfo(**{**info.__dict__, "generator": {"k": 2}})
     with pytest.raises(SimrealError, match="different settings"):
         DatasetWriter(out, other)
+    incomplete = DatasetWriter(out, info)
     with pytest.raises(SimrealError, match="missing"):
-        DatasetWriter(out, info).finish(expected_ids=["a", "b"])
+        incomplete.finish(expected_ids=["a", "b"])
+    incomplete.close()
     DatasetWriter(out, info).finish(expected_ids=["a"])
     assert DatasetReader(out).ids == ["a"]
     with pytest.raises(SimrealError, match="already exists"):
         DatasetWriter(out, info)
+
+
+def test_two_writers_never_share_a_dataset(tmp_path: Path) -> None:
+    info = DatasetInfo(modality="image", domain="real", image_size=(4, 4), files=("image",))
+    first = DatasetWriter(tmp_path / "ds", info)
+    with pytest.raises(SimrealError, match="another run is writing"):
+        DatasetWriter(tmp_path / "ds", info)
+    first.write(SampleRecord(id="a", files={}), {"image": np.zeros((4, 4, 3), np.uint8)})
+    first.finish()
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["dataset.json", "image", "samples.jsonl"]
 
 
 def test_validate_names_the_bad_file(tiny_dataset: Path) -> None:

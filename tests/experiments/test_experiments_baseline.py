@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
+from simreal_testing import SHARED_DATA
 
 CVC = SHARED_DATA / "cvc-clinicdb_256"
 needs_cvc = pytest.mark.skipif(not CVC.is_dir(), reason="../shared/data/cvc-clinicdb_256 not present")

@@ -22,6 +22,7 @@ from simreal.data.format import FILE_KINDS, DatasetInfo, SampleRecord, file_name
 from simreal.errors import SimrealError
 
 _PENDING_INFO = "dataset.pending.json"
+_LOCK = ".lock"
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -98,7 +99,29 @@ class DatasetWriter:
         else:
             (self.root / "records").mkdir(parents=True)
             write_json(pending, wanted)
+        self._lock = self._take_lock()
         self._done = {p.stem for p in (self.root / "records").glob("*.json")}
+
+    def _take_lock(self):
+        """Hold an exclusive lock on the ``.partial`` folder: two runs must never write one dataset."""
+        import fcntl
+
+        handle = open(self.root / _LOCK, "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise SimrealError("another run is writing this dataset right now", self.root) from None
+        return handle
+
+    def close(self) -> None:
+        """Stop writing without finishing: finished samples stay in ``.partial`` for a later resume."""
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None and not self._lock.closed:
+            (self.root / _LOCK).unlink(missing_ok=True)
+            self._lock.close()
 
     @staticmethod
     def _identity(info: DatasetInfo) -> dict[str, Any]:
@@ -143,11 +166,13 @@ class DatasetWriter:
         write_json(self.root / "dataset.json", info.to_dict())
         shutil.rmtree(records_dir)
         (self.root / _PENDING_INFO).unlink()
+        self._release_lock()
         os.replace(self.root, self.out_dir)
         return self.out_dir
 
     def abort(self) -> None:
         """Remove everything written (used on bad input: no half-written dataset is left behind)."""
+        self._release_lock()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
