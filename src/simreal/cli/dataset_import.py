@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -22,6 +23,13 @@ app = typer.Typer(
 )
 
 _SIZE_HELP = "Resize to N x N pixels (images bilinear, masks and depth nearest); default: keep the stored size."
+_OUT = typer.Option(..., "--out", help="New dataset folder.")
+_SIZE = typer.Option(None, "--size", help=_SIZE_HELP)
+# Each importer's SRC argument (its --help text names the layout it expects).
+_CVC_SRC = typer.Argument(..., help="CVC-ClinicDB folder with images/ and masks/ (or Original/, Ground Truth/).")
+_KVASIR_SRC = typer.Argument(..., help="Kvasir-SEG folder with images/ and masks/.")
+_SIMCOL_SRC = typer.Argument(..., help="SimCol3D folder (searched for FrameBuffer_NNNN.png + Depth_NNNN.png).")
+_C3VD_SRC = typer.Argument(..., help="C3VD folder (searched for NNNN_color.png + NNNN_depth.tiff).")
 
 
 def _report(out: Path) -> None:
@@ -34,64 +42,47 @@ def _report(out: Path) -> None:
     Console().print(f"wrote {len(ds)} samples ({size}{extra}, files: {', '.join(ds.info.files)}) to {out}")
 
 
-@app.command("cvc")
-def cvc(
-    src: Path = typer.Argument(..., help="CVC-ClinicDB folder with images/ and masks/ (or Original/, Ground Truth/)."),
-    out: Path = typer.Option(..., "--out", help="New dataset folder."),
-    size: Optional[int] = typer.Option(None, "--size", help=_SIZE_HELP),
-) -> None:
-    """CVC-ClinicDB: frames + polyp masks, grouped into its 29 video sequences."""
-    from simreal.data.external.cvc import import_cvc
+def _import(module: str, importer: str, src: Path, out: Path, **kw) -> None:
+    """Call ``simreal.data.external.<module>.<importer>(src, out, **kw)`` and print a summary of the result.
 
-    _report(import_cvc(src, out, size=size))
+    The importer module is loaded only when its command runs, so ``--help`` stays fast.
+    """
+    run = getattr(importlib.import_module(f"simreal.data.external.{module}"), importer)
+    _report(run(src, out, **kw))
+
+
+@app.command("cvc")
+def cvc(src: Path = _CVC_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
+    """CVC-ClinicDB: frames + polyp masks, grouped into its 29 video sequences."""
+    _import("cvc", "import_cvc", src, out, size=size)
 
 
 @app.command("kvasir")
-def kvasir(
-    src: Path = typer.Argument(..., help="Kvasir-SEG folder with images/ and masks/."),
-    out: Path = typer.Option(..., "--out", help="New dataset folder."),
-    size: Optional[int] = typer.Option(None, "--size", help=_SIZE_HELP),
-) -> None:
+def kvasir(src: Path = _KVASIR_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
     """Kvasir-SEG: frames + polyp masks (no sequence information)."""
-    from simreal.data.external.cvc import import_kvasir
-
-    _report(import_kvasir(src, out, size=size))
+    _import("cvc", "import_kvasir", src, out, size=size)
 
 
 @app.command("folder")
 def folder(
     src: Path = typer.Argument(..., help="Folder of images (png, jpg, bmp, tif; RGB, RGBA or grey)."),
-    out: Path = typer.Option(..., "--out", help="New dataset folder."),
+    out: Path = _OUT,
     masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of binary masks matched by file stem."),
-    size: Optional[int] = typer.Option(None, "--size", help=_SIZE_HELP),
+    size: Optional[int] = _SIZE,
     modality: str = typer.Option("image", "--modality", help="Modality written to dataset.json."),
     domain: str = typer.Option("real", "--domain", help="Domain written to dataset.json."),
 ) -> None:
     """Any image folder, with optional masks (thresholded at 127 into background / foreground)."""
-    from simreal.data.external.folder import import_folder
-
-    _report(import_folder(src, out, masks=masks, size=size, modality=modality, domain=domain))
+    _import("folder", "import_folder", src, out, masks=masks, size=size, modality=modality, domain=domain)
 
 
 @app.command("simcol")
-def simcol(
-    src: Path = typer.Argument(..., help="SimCol3D folder (searched for FrameBuffer_NNNN.png + Depth_NNNN.png)."),
-    out: Path = typer.Option(..., "--out", help="New dataset folder."),
-    size: Optional[int] = typer.Option(None, "--size", help=_SIZE_HELP),
-) -> None:
+def simcol(src: Path = _SIMCOL_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
     """SimCol3D: synthetic frames + depth (16-bit PNG, v / 255 / 256 * 20 cm) as depth in mm."""
-    from simreal.data.external.simcol import import_simcol
-
-    _report(import_simcol(src, out, size=size))
+    _import("simcol", "import_simcol", src, out, size=size)
 
 
 @app.command("c3vd")
-def c3vd(
-    src: Path = typer.Argument(..., help="C3VD folder (searched for NNNN_color.png + NNNN_depth.tiff)."),
-    out: Path = typer.Option(..., "--out", help="New dataset folder."),
-    size: Optional[int] = typer.Option(None, "--size", help=_SIZE_HELP),
-) -> None:
+def c3vd(src: Path = _C3VD_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
     """C3VD: phantom colonoscopy frames + depth (16-bit, 0..65535 = 0..100 mm) as depth in mm."""
-    from simreal.data.external.c3vd import import_c3vd
-
-    _report(import_c3vd(src, out, size=size))
+    _import("c3vd", "import_c3vd", src, out, size=size)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -42,20 +44,6 @@ def _run(task: str, data: Path, out: Path, **kw) -> None:
     Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
 
 
-# Options shared by both tasks; each maps to one TrainConfig field.
-def _common(
-    data: Path, val: Optional[Path], out: Path, init: Optional[str], freeze: Optional[str], epochs: int,
-    max_steps: int, batch_size: int, size: str, lr: float, seed: int, devices: str, accelerator: str,
-    precision: str, val_fraction: float, channels: str, norm: str, workers: int, no_progress: bool,
-) -> dict:
-    return dict(
-        val=None if val is None else str(val), init=init, freeze=freeze, epochs=epochs, max_steps=max_steps,
-        batch_size=batch_size, size=parse_size(size), lr=lr, seed=seed, devices=devices, accelerator=accelerator,
-        precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels), norm=norm,
-        num_workers=workers, progress=not no_progress,
-    )
-
-
 _DATA = typer.Option(..., "--data", help="Training dataset folder.")
 _VAL = typer.Option(None, "--val", help="Validation dataset folder (default: split off --data by group).")
 _OUT = typer.Option(..., "--out", help="Run folder (resumed when it holds a run of the same config).")
@@ -77,36 +65,62 @@ _WORKERS = typer.Option(0, "--workers", help="DataLoader worker processes.")
 _NOPROG = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
-@app.command("depth")
-def depth(
+# Options shared by both tasks; each maps to one TrainConfig field.
+def _shared_options(
     data: Path = _DATA, out: Path = _OUT, val: Optional[Path] = _VAL, init: Optional[str] = _INIT,
     freeze: Optional[str] = _FREEZE, epochs: int = _EPOCHS, max_steps: int = _STEPS, batch_size: int = _BS,
     size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, accelerator: str = _ACCEL,
     precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
     workers: int = _WORKERS, no_progress: bool = _NOPROG,
+) -> dict:
+    return dict(
+        data=data, out=out, val=None if val is None else str(val), init=init, freeze=freeze, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, size=parse_size(size), lr=lr, seed=seed, devices=devices,
+        accelerator=accelerator, precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels),
+        norm=norm, num_workers=workers, progress=not no_progress,
+    )
+
+
+def _task_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``simreal train <name>`` with the options of :func:`_shared_options` in front of its own.
+
+    Typer builds the CLI from ``__signature__``, so ``--help`` lists the shared options first; the command
+    itself receives them already parsed, as one dict in its ``shared`` parameter.
+    """
+    return lambda command: app.command(name)(_with_shared_options(command))
+
+
+def _with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
+    shared = list(inspect.signature(_shared_options, eval_str=True).parameters.values())
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "shared"]
+
+    @functools.wraps(command)
+    def wrapper(**kw) -> None:
+        command(shared=_shared_options(**{p.name: kw.pop(p.name) for p in shared}), **kw)
+
+    wrapper.__signature__ = inspect.Signature([*shared, *own], return_annotation=None)
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*shared, *own)}
+    return wrapper
+
+
+@_task_command("depth")
+def depth(
+    shared: dict,
     silog_lambda: float = typer.Option(0.85, "--silog-lambda", help="SILog lambda (1: blind to global scale)."),
     l1_weight: float = typer.Option(1.0, "--l1-weight", help="Weight of L1 on depth / scale."),
     silog_weight: float = typer.Option(1.0, "--silog-weight", help="Weight of the scale-invariant log loss."),
     grad_weight: float = typer.Option(0.5, "--grad-weight", help="Weight of the gradient-matching loss."),
 ) -> None:
     """Train a monocular depth network (predicts depth in mm)."""
-    kw = _common(data, val, out, init, freeze, epochs, max_steps, batch_size, size, lr, seed, devices, accelerator,
-                 precision, val_fraction, channels, norm, workers, no_progress)
-    _run("depth", data, out, silog_lambda=silog_lambda, l1_weight=l1_weight, silog_weight=silog_weight,
-         grad_weight=grad_weight, **kw)
+    _run("depth", silog_lambda=silog_lambda, l1_weight=l1_weight, silog_weight=silog_weight, grad_weight=grad_weight,
+         **shared)
 
 
-@app.command("seg")
+@_task_command("seg")
 def seg(
-    data: Path = _DATA, out: Path = _OUT, val: Optional[Path] = _VAL, init: Optional[str] = _INIT,
-    freeze: Optional[str] = _FREEZE, epochs: int = _EPOCHS, max_steps: int = _STEPS, batch_size: int = _BS,
-    size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, accelerator: str = _ACCEL,
-    precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
-    workers: int = _WORKERS, no_progress: bool = _NOPROG,
+    shared: dict,
     dice_weight: float = typer.Option(1.0, "--dice-weight", help="Weight of the Dice loss."),
     ce_weight: float = typer.Option(1.0, "--ce-weight", help="Weight of the cross-entropy loss."),
 ) -> None:
     """Train a segmentation network (class ids from the dataset's mask classes)."""
-    kw = _common(data, val, out, init, freeze, epochs, max_steps, batch_size, size, lr, seed, devices, accelerator,
-                 precision, val_fraction, channels, norm, workers, no_progress)
-    _run("seg", data, out, dice_weight=dice_weight, ce_weight=ce_weight, **kw)
+    _run("seg", dice_weight=dice_weight, ce_weight=ce_weight, **shared)

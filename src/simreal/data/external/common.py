@@ -1,4 +1,5 @@
-"""Shared pieces of the external-data importers: file listing, resizing, mask binarising, writing.
+"""Shared pieces of the external-data importers: file listing, resizing, mask binarising, RGB + depth
+pairing and import, writing.
 
 Resizing keeps labels typed: RGB images are resampled bilinearly, masks and depth maps with nearest
 neighbour (interpolating depth across an occlusion edge invents surfaces that do not exist).
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from simreal.data.format import DatasetInfo, SampleRecord
-from simreal.data.images import IMAGE_EXTENSIONS, read_gray
+from simreal.data.format import DatasetInfo, LabelKind, SampleRecord
+from simreal.data.images import IMAGE_EXTENSIONS, read_gray, read_rgb
 from simreal.data.writer import DatasetWriter
 from simreal.errors import SimrealError
 
@@ -177,3 +178,108 @@ def write_uint16_png(path: str | Path, arr: np.ndarray) -> None:
     if arr.dtype != np.uint16 or arr.ndim != 2:
         raise SimrealError(f"need (H, W) uint16, got {arr.dtype} {arr.shape}", path)
     Image.fromarray(arr).save(Path(path), format="PNG")
+
+
+def find_rgbd_pairs(
+    src: str | Path,
+    *,
+    frame_glob: str,
+    frame_regex: re.Pattern[str],
+    depth_names_for: Callable[[str], Sequence[str]],
+    layout_name: str,
+    frame_desc: str | None = None,
+) -> list[tuple[str, str, Path, Path]]:
+    """Every (id, group, frame path, depth path) of an RGB + depth data set, sorted by group then frame number.
+
+    Frames are found recursively under ``src`` by ``frame_glob``; ``frame_regex`` must match the frame's
+    file stem with the frame number as group 1. The depth file sits next to the frame under the first
+    existing name of ``depth_names_for(number)``. ``group`` is the frame folder's path relative to ``src``
+    (``src``'s own name for frames directly in it); ids are ``<group with / -> _>_<number>``.
+
+    Args:
+        src: Data set root folder.
+        frame_glob: Glob for frame files, e.g. ``"FrameBuffer_*.png"``.
+        frame_regex: Pattern on the frame stem; group 1 is the frame number text.
+        depth_names_for: Frame number text -> candidate depth file names, preferred first (named in errors).
+        layout_name: Data set name used in error messages, e.g. ``"SimCol3D"``.
+        frame_desc: How frame files are described when none is found (default: ``frame_glob``).
+
+    Raises:
+        SimrealError: missing folder, no frames, or a frame without its depth file.
+    """
+    src = Path(src)
+    if not src.is_dir():
+        raise SimrealError(f"{layout_name} folder not found", src)
+    pairs = []
+    for frame in src.rglob(frame_glob):
+        m = frame_regex.match(frame.stem)
+        if not m:
+            continue
+        names = list(depth_names_for(m.group(1)))
+        depth = next((frame.with_name(n) for n in names if frame.with_name(n).is_file()), None)
+        if depth is None:
+            raise SimrealError(f"frame has no depth file {names[0]}", frame)
+        group = frame.parent.relative_to(src).as_posix()
+        group = group if group != "." else src.name
+        sid = f"{group.replace('/', '_')}_{m.group(1)}"
+        pairs.append((group, int(m.group(1)), sid, frame, depth))
+    if not pairs:
+        raise SimrealError(f"no {frame_desc or frame_glob} files found ({layout_name} layout)", src)
+    pairs.sort(key=lambda t: (t[0], t[1]))
+    return [(sid, group, frame, depth) for group, _, sid, frame, depth in pairs]
+
+
+def read_rgbd_sample(
+    frame: str | Path,
+    depth: str | Path,
+    *,
+    read_depth: Callable[[str | Path], np.ndarray],
+    size: int | tuple[int, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """``{"image": (H, W, 3) uint8, "depth": (H, W) float32 mm}``; depth resized by nearest neighbour.
+
+    Raises:
+        SimrealError: unreadable files, or depth and frame of different sizes (names the depth file).
+    """
+    rgb = read_rgb(frame)
+    d = read_depth(depth)
+    if d.shape != rgb.shape[:2]:
+        raise SimrealError(f"depth is {d.shape[1]}x{d.shape[0]} but its frame is {rgb.shape[1]}x{rgb.shape[0]}", depth)
+    hw = parse_size(size)
+    return {"image": resize_rgb(rgb, hw), "depth": resize_nearest(d, hw)}
+
+
+def import_rgbd(
+    src: str | Path,
+    out_dir: str | Path,
+    *,
+    pairs: list[tuple[str, str, Path, Path]],
+    read_depth: Callable[[str | Path], np.ndarray],
+    domain: str,
+    depth_description: str,
+    generator_name: str,
+    size: int | tuple[int, int] | None = None,
+    modality: str = "colonoscopy",
+) -> Path:
+    """Write (id, group, frame, depth) pairs from :func:`find_rgbd_pairs` as a simreal dataset.
+
+    Files are ``image`` + ``depth`` (mm); ``read_depth`` turns one depth file into (H, W) float32 mm.
+    On any error the partial output folder is removed (see :func:`write_dataset`).
+    """
+    hw = parse_size(size)
+    info = DatasetInfo(
+        modality=modality,
+        domain=domain,
+        image_size=hw if hw is not None else image_size_of(p[2] for p in pairs),
+        files=("image", "depth"),
+        labels={"depth": LabelKind(unit="mm", description=depth_description)},
+        generator={"name": generator_name, "src": str(Path(src)), "size": None if hw is None else list(hw)},
+    )
+    items = (
+        (
+            SampleRecord(id=sid, files={}, source=str(frame), group=group),
+            lambda f=frame, d=depth: read_rgbd_sample(f, d, read_depth=read_depth, size=hw),
+        )
+        for sid, group, frame, depth in pairs
+    )
+    return write_dataset(out_dir, info, items)

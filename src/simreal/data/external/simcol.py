@@ -17,10 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simreal.data.external.common import image_size_of, parse_size, read_uint16, resize_nearest, resize_rgb, write_dataset
-from simreal.data.format import DatasetInfo, LabelKind, SampleRecord
-from simreal.data.images import read_rgb
-from simreal.errors import SimrealError
+from simreal.data.external.common import find_rgbd_pairs, import_rgbd, read_rgbd_sample, read_uint16
 
 #: Raw value that encodes 20 cm (= 200 mm) in a SimCol3D depth PNG.
 SIMCOL_RAW_FULL = 255 * 256
@@ -51,35 +48,18 @@ def find_simcol_pairs(src: str | Path) -> list[tuple[str, str, Path, Path]]:
     Raises:
         SimrealError: missing folder, no frames, or a frame without its depth file.
     """
-    src = Path(src)
-    if not src.is_dir():
-        raise SimrealError("SimCol3D folder not found", src)
-    pairs = []
-    for frame in src.rglob("FrameBuffer_*.png"):
-        m = _FRAME.match(frame.stem)
-        if not m:
-            continue
-        depth = frame.with_name(f"Depth_{m.group(1)}.png")
-        if not depth.is_file():
-            raise SimrealError(f"frame has no depth file {depth.name}", frame)
-        group = frame.parent.relative_to(src).as_posix()
-        group = group if group != "." else src.name
-        sid = f"{group.replace('/', '_')}_{m.group(1)}"
-        pairs.append((group, int(m.group(1)), sid, frame, depth))
-    if not pairs:
-        raise SimrealError("no FrameBuffer_*.png files found (SimCol3D layout)", src)
-    pairs.sort(key=lambda t: (t[0], t[1]))
-    return [(sid, group, frame, depth) for group, _, sid, frame, depth in pairs]
+    return find_rgbd_pairs(
+        src,
+        frame_glob="FrameBuffer_*.png",
+        frame_regex=_FRAME,
+        depth_names_for=lambda n: [f"Depth_{n}.png"],
+        layout_name="SimCol3D",
+    )
 
 
 def read_simcol_sample(frame: str | Path, depth: str | Path, *, size: int | tuple[int, int] | None = None) -> dict[str, np.ndarray]:
     """``{"image": (H, W, 3) uint8, "depth": (H, W) float32 mm}``; depth resized by nearest neighbour."""
-    rgb = read_rgb(frame)
-    d = read_simcol_depth(depth)
-    if d.shape != rgb.shape[:2]:
-        raise SimrealError(f"depth is {d.shape[1]}x{d.shape[0]} but its frame is {rgb.shape[1]}x{rgb.shape[0]}", depth)
-    hw = parse_size(size)
-    return {"image": resize_rgb(rgb, hw), "depth": resize_nearest(d, hw)}
+    return read_rgbd_sample(frame, depth, read_depth=read_simcol_depth, size=size)
 
 
 def import_simcol(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None) -> Path:
@@ -87,18 +67,13 @@ def import_simcol(src: str | Path, out_dir: str | Path, *, size: int | tuple[int
 
     Camera intrinsics (the data set's ``cam.txt``) are not read: records carry no camera.
     """
-    pairs = find_simcol_pairs(src)
-    hw = parse_size(size)
-    info = DatasetInfo(
-        modality="colonoscopy",
+    return import_rgbd(
+        src,
+        out_dir,
+        pairs=find_simcol_pairs(src),
+        read_depth=read_simcol_depth,
         domain="synthetic",
-        image_size=hw if hw is not None else image_size_of(p[2] for p in pairs),
-        files=("image", "depth"),
-        labels={"depth": LabelKind(unit="mm", description="z-depth from SimCol3D PNG: v / 255 / 256 * 20 cm")},
-        generator={"name": "import_simcol", "src": str(Path(src)), "size": None if hw is None else list(hw)},
+        depth_description="z-depth from SimCol3D PNG: v / 255 / 256 * 20 cm",
+        generator_name="import_simcol",
+        size=size,
     )
-    items = (
-        (SampleRecord(id=sid, files={}, source=str(frame), group=group), lambda f=frame, d=depth: read_simcol_sample(f, d, size=hw))
-        for sid, group, frame, depth in pairs
-    )
-    return write_dataset(out_dir, info, items)
