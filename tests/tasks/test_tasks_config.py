@@ -63,3 +63,35 @@ def test_epoch_sampler_order_depends_only_on_seed_and_epoch():
     t = EpochSampler(10, seed=4)
     t.set_epoch(2)
     assert list(t) == a
+
+
+def test_cosine_schedule_and_augment_options() -> None:
+    from simreal.tasks.config import make_config
+    from simreal.tasks.modules import cosine_factor
+
+    c = make_config("depth", "d", "r", schedule="cosine", augment=True, epochs=3)
+    assert c.optim.schedule == "cosine" and c.data.augment
+    assert "epochs" in c.identity()["optim"]  # a cosine run's length decides its learning rates
+    assert "epochs" not in make_config("depth", "d", "r").identity()["optim"]
+    assert cosine_factor(0, 100, 0.02) == pytest.approx(1.0)
+    assert cosine_factor(50, 100, 0.02) == pytest.approx(0.51)
+    assert cosine_factor(100, 100, 0.02) == pytest.approx(0.02)
+    with pytest.raises(SimrealError, match="--schedule"):
+        make_config("depth", "d", "r", schedule="step")
+
+
+def test_flips_move_image_and_labels_together() -> None:
+    import torch
+
+    from simreal.data.torch_dataset import Batch
+    from simreal.tasks.modules import flip_batch_
+
+    image = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
+    depth = image[:, :1].clone() + 1
+    mask = (image[:, 0] % 2).long()
+    batch = Batch(image=image.clone(), depth=depth.clone(), mask=mask.clone(), cameras=[None, None], ids=["a", "b"])
+    torch.manual_seed(3)
+    flip_batch_(batch)
+    assert torch.equal(batch.depth, batch.image[:, :1] + 1)  # the depth map followed its image
+    assert torch.equal(batch.mask, (batch.image[:, 0] % 2).long())
+    assert not torch.equal(batch.image, image)  # seed 3 flips at least one sample

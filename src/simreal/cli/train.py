@@ -53,7 +53,9 @@ _EPOCHS = typer.Option(10, "--epochs", help="Epochs (may be raised to extend a f
 _STEPS = typer.Option(-1, "--max-steps", help="Stop after this many optimiser steps (-1: no limit).")
 _BS = typer.Option(4, "--batch-size", help="Images per step.")
 _SIZE = typer.Option("128", "--size", help="Network input size: 128 or HxW, e.g. 96x128.")
-_LR = typer.Option(1e-3, "--lr", help="AdamW learning rate (constant).")
+_LR = typer.Option(1e-3, "--lr", help="AdamW learning rate (the peak, with --schedule cosine).")
+_SCHED = typer.Option("constant", "--schedule", help="constant, or cosine decay over the planned epochs/steps.")
+_AUG = typer.Option(False, "--augment", help="Random left-right / up-down flips of training images with their labels.")
 _SEED = typer.Option(0, "--seed", help="Seed for weights, validation split and data order.")
 _DEVICES = typer.Option("auto", "--devices", help="Lightning devices: auto, 1, 2, ...")
 _ACCEL = typer.Option("auto", "--accelerator", help="Lightning accelerator: auto, cpu, gpu.")
@@ -71,13 +73,13 @@ def _shared_options(
     freeze: Optional[str] = _FREEZE, epochs: int = _EPOCHS, max_steps: int = _STEPS, batch_size: int = _BS,
     size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, accelerator: str = _ACCEL,
     precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
-    workers: int = _WORKERS, no_progress: bool = _NOPROG,
+    workers: int = _WORKERS, no_progress: bool = _NOPROG, schedule: str = _SCHED, augment: bool = _AUG,
 ) -> dict:
     return dict(
         data=data, out=out, val=None if val is None else str(val), init=init, freeze=freeze, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, size=parse_size(size), lr=lr, seed=seed, devices=devices,
         accelerator=accelerator, precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels),
-        norm=norm, num_workers=workers, progress=not no_progress,
+        norm=norm, num_workers=workers, progress=not no_progress, schedule=schedule, augment=augment,
     )
 
 

@@ -40,22 +40,23 @@ class BaselineScale:
     n_train: int
     n_test: int
     n_colons: int
-    epochs: int
-    max_steps: int
+    depth_epochs: int
+    seg_epochs: int
     batch_size: int
     channels: tuple[int, ...]
+    lr: float = 2e-3
 
 
 SCALE_PRESETS = {
     # what the test suite runs: every stage, tiny
-    "smoke": BaselineScale(size=48, n_train=48, n_test=12, n_colons=2, epochs=2, max_steps=-1, batch_size=8,
+    "smoke": BaselineScale(size=48, n_train=48, n_test=12, n_colons=2, depth_epochs=2, seg_epochs=2, batch_size=8,
                            channels=(8, 16, 32)),
     # this CPU, under 30 minutes
-    "small": BaselineScale(size=128, n_train=2400, n_test=240, n_colons=6, epochs=8, max_steps=-1, batch_size=8,
-                           channels=(8, 16, 32, 64, 128)),
+    "small": BaselineScale(size=128, n_train=2400, n_test=240, n_colons=6, depth_epochs=13, seg_epochs=7,
+                           batch_size=8, channels=(8, 16, 32, 64, 128)),
     # a GPU
-    "full": BaselineScale(size=256, n_train=20000, n_test=1000, n_colons=20, epochs=40, max_steps=-1, batch_size=16,
-                          channels=(32, 64, 128, 256, 512)),
+    "full": BaselineScale(size=256, n_train=20000, n_test=1000, n_colons=20, depth_epochs=40, seg_epochs=40,
+                          batch_size=16, channels=(32, 64, 128, 256, 512), lr=1e-3),
 }
 
 DEPTH_TARGET_ABS_REL = 0.10
@@ -102,11 +103,15 @@ def run_baseline(*, out: Path, scale: str, seed: int = 0, workers: int = 2, real
     st.run("import CVC-ClinicDB", lambda: stages.dataset_once(cvc_dir, lambda: import_cvc(cvc_src, cvc_dir, size=cfg.size)))
 
     # 2. training
-    common = dict(size=cfg.size, batch_size=cfg.batch_size, channels=cfg.channels, epochs=cfg.epochs,
-                  max_steps=cfg.max_steps, seed=seed, val_fraction=0.1)
+    # Validation holds out whole colons (records are grouped by anatomy); cosine decay and flips made the
+    # depth network's validation error steadier than a constant learning rate in our runs.
+    common = dict(size=cfg.size, batch_size=cfg.batch_size, channels=cfg.channels, lr=cfg.lr, schedule="cosine",
+                  augment=True, seed=seed, val_fraction=0.1)
     depth_run, seg_run = runs / "depth", runs / "seg"
-    st.run("train depth", lambda: train_from_kwargs("depth", train_dir, depth_run, progress=False, **common))
-    st.run("train seg", lambda: train_from_kwargs("seg", train_dir, seg_run, progress=False, **common))
+    st.run("train depth", lambda: train_from_kwargs(
+        "depth", train_dir, depth_run, progress=False, epochs=cfg.depth_epochs, **common))
+    st.run("train seg", lambda: train_from_kwargs(
+        "seg", train_dir, seg_run, progress=False, epochs=cfg.seg_epochs, **common))
 
     # 3. synthetic test set
     for name, run, src in (("depth_synth", depth_run, test_dir), ("seg_synth", seg_run, test_dir), ("seg_cvc", seg_run, cvc_dir)):
@@ -162,7 +167,9 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
         for label, s in (("none (metric)", depth), ("median per image", depth_med))
     ]
     targets = [
-        {"target": "synthetic depth abs_rel (no scaling)", "value": depth_rows[0]["abs_rel"],
+        {"target": "synthetic depth abs_rel, per-image median scaling", "value": depth_rows[1]["abs_rel"],
+         "threshold": f"<= {DEPTH_TARGET_ABS_REL}", "met": bool(depth_rows[1]["abs_rel"] <= DEPTH_TARGET_ABS_REL)},
+        {"target": "synthetic depth abs_rel, metric (no scaling)", "value": depth_rows[0]["abs_rel"],
          "threshold": f"<= {DEPTH_TARGET_ABS_REL}", "met": bool(depth_rows[0]["abs_rel"] <= DEPTH_TARGET_ABS_REL)},
         {"target": f"synthetic polyp Dice (frames with a polyp, n={n_polyp_frames})", "value": dice_polyp_frames,
          "threshold": f">= {SEG_TARGET_DICE}", "met": bool(dice_polyp_frames >= SEG_TARGET_DICE)},
@@ -182,6 +189,12 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
         "CVC-ClinicDB is split by video sequence (never by frame); the TEST sequences are fixed for every "
         f"experiment: {', '.join(test_groups)}.",
     ]
+    notes.append(
+        "Metric depth (no scaling) is ill-posed for this forward model on purpose: light power and auto-exposure "
+        "are randomised per frame, as on a real endoscope, so image brightness does not fix the scale; only "
+        "anatomical priors do. The scale-invariant figure (per-image median scaling, the usual protocol for "
+        "monocular endoscopic depth) measures the shape of the predicted depth."
+    )
     if cvc_test < 0.5:
         notes.append(f"Synthetic-only segmentation transfers poorly to real frames (CVC TEST Dice {cvc_test:.3f}): "
                      "this is the domain gap the adaptation methods have to close.")
@@ -207,7 +220,7 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
         },
         "config": {"scale": dataclasses.asdict(cfg), "seed": seed, "cvc_split": CVC_SPLIT},
         "environment": environment(),
-        "timings": timings,
+        "timings": {**timings, "total (stages run now)": round(sum(v for v in timings.values() if isinstance(v, float)), 2)},
     }
 
 
@@ -236,7 +249,7 @@ def _figures(out: Path, cfg: BaselineScale, test_dir: Path, cvc_dir: Path) -> li
     rows = []
     for i in pick_indices(len(cvc), 8):
         rgb = cvc.read(i, "image")
-        rows.append([(f"CVC {cvc.records[i].group}", rgb), ("polyp (truth)", overlay_mask(rgb, cvc.read(i, "mask"))),
+        rows.append([("CVC-ClinicDB frame", rgb), ("polyp (truth)", overlay_mask(rgb, cvc.read(i, "mask"))),
                      ("polyp (synthetic-only model)", overlay_mask(rgb, pc.read(pc.ids.index(cvc.ids[i]), "mask")))])
     stages.prediction_grid(rows, fig_dir / "cvc.png", "Real CVC-ClinicDB frames, segmentation model trained on synthetic frames only")
     figures.append({"title": "Real CVC-ClinicDB: synthetic-only polyp segmentation", "path": "figures/cvc.png"})

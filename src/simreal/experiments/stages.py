@@ -127,7 +127,8 @@ def prediction_grid(rows: list[list[tuple[str, np.ndarray]]], out: Path, title: 
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 2.2 * n_rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.0 * n_cols + 0.8, 2.0 * n_rows + 0.5), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.88, bottom=0.01, top=1 - 0.5 / (2.0 * n_rows + 0.5), wspace=0.04, hspace=0.06)
     mappable = None
     for i, row in enumerate(rows):
         for j in range(n_cols):
@@ -145,7 +146,7 @@ def prediction_grid(rows: list[list[tuple[str, np.ndarray]]], out: Path, title: 
                 ax.set_title(name, fontsize=8)
     fig.suptitle(title, fontsize=9)
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01).set_label("depth (mm)")
+        fig.colorbar(mappable, cax=fig.add_axes((0.9, 0.15, 0.02, 0.7))).set_label("depth (mm)")
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out

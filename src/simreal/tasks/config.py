@@ -32,6 +32,9 @@ class DataConfig:
         batch_size: images per step.
         num_workers: DataLoader worker processes (0 = load in the main process).
         mask_map: stored class id -> training class id (segmentation), e.g. {2: 1} merges classes.
+        augment: random horizontal / vertical flips of each training image together with its depth map or
+            mask (label-safe for z-depth and masks with a centred principal point); validation is never
+            augmented.
     """
 
     train: str
@@ -41,6 +44,7 @@ class DataConfig:
     batch_size: int = 4
     num_workers: int = 0
     mask_map: dict[int, int] | None = None
+    augment: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,16 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """AdamW with a constant learning rate (so a run can be extended without changing its past)."""
+    """AdamW; the learning rate is constant (a run can then be extended without changing its past) or
+    follows a cosine from ``lr`` down to ``lr * min_lr_ratio`` over the run's planned steps (then the
+    planned length is part of what a resumed run must match)."""
 
     lr: float = 1e-3
     weight_decay: float = 1e-4
     epochs: int = 10
     max_steps: int = -1  # -1: no step limit
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -141,8 +149,9 @@ class TrainConfig:
         for key in ("accelerator", "devices", "n_sample_images"):
             d.pop(key)
         d["data"].pop("num_workers")
-        d["optim"].pop("epochs")
-        d["optim"].pop("max_steps")
+        if self.optim.schedule == "constant":
+            d["optim"].pop("epochs")
+            d["optim"].pop("max_steps")
         return d
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -171,6 +180,10 @@ def validate(c: TrainConfig) -> None:
         raise SimrealError(f"num_classes must be >= 2, got {m.num_classes}")
     if m.depth_scale_mm is not None and not m.depth_scale_mm > 0:
         raise SimrealError(f"depth scale must be positive, got {m.depth_scale_mm}")
+    if o.schedule not in ("constant", "cosine"):
+        raise SimrealError(f"--schedule must be constant or cosine, got {o.schedule!r}")
+    if not 0 <= o.min_lr_ratio <= 1:
+        raise SimrealError(f"min_lr_ratio must be in [0, 1], got {o.min_lr_ratio}")
     if o.lr <= 0 or o.weight_decay < 0:
         raise SimrealError(f"--lr must be > 0 and weight decay >= 0, got {o.lr} / {o.weight_decay}")
     if o.epochs < 1 or (o.max_steps != -1 and o.max_steps < 1):

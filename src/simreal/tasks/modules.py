@@ -66,6 +66,29 @@ def dice_per_class(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -
     return torch.stack(out)
 
 
+def cosine_factor(step: int, total: int, min_ratio: float) -> float:
+    """Learning-rate factor at ``step`` of ``total``: 1 at the start, ``min_ratio`` at the end."""
+    progress = min(step, total) / total
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + float(np.cos(np.pi * progress)))
+
+
+def flip_batch_(batch: Batch) -> None:
+    """Flip each sample left-right and/or up-down (probability 1/2 each), image and labels together.
+
+    Draws from torch's global RNG, which training reseeds every epoch, so a resumed run flips the same.
+    """
+    flips = torch.rand(batch.image.shape[0], 2) < 0.5
+    for i, (lr, ud) in enumerate(flips.tolist()):
+        dims = [d for d, on in ((-1, lr), (-2, ud)) if on]
+        if not dims:
+            continue
+        batch.image[i] = batch.image[i].flip(dims)
+        if batch.depth is not None:
+            batch.depth[i] = batch.depth[i].flip(dims)
+        if batch.mask is not None:
+            batch.mask[i] = batch.mask[i].flip(dims)
+
+
 class TaskModule(L.LightningModule):
     """Shared parts: the U-Net, the optimiser, checkpoint tags and validation sample images."""
 
@@ -78,9 +101,19 @@ class TaskModule(L.LightningModule):
         self.net = UNet(out_channels=out_channels, channels=m.channels, norm=m.norm, act=m.act, dropout=m.dropout)
         self._samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
+        o = self.config.optim
         params = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.config.optim.lr, weight_decay=self.config.optim.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        if o.schedule == "constant":
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total, o.min_lr_ratio))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        if self.config.data.augment:
+            flip_batch_(batch)
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         # Lightning's generic collection walker cannot rebuild the frozen Camera dataclasses; a Batch
