@@ -18,6 +18,8 @@ def test_bench_render_reports_every_figure():
         assert {"cast_ms", "shade_ms", "write_ms", "sample_ms"} <= set(r.stage_ms)
         assert all(v > 0 for v in r.stage_ms.values())
     assert len(runs[0].rss_mb) == 3
+    assert runs[0].workers_rss_mb == () and len(runs[1].workers_rss_mb) == 3  # worker RSS sampled for > 1 worker
+    assert all(x > 0 for x in runs[1].workers_rss_mb)
 
 
 def test_bench_render_cli(monkeypatch, capsys):

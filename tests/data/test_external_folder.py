@@ -77,6 +77,16 @@ def test_binarise_mask():
         binarise_mask(np.array([[100, 150, 0, 255]]))
 
 
+def test_binarise_mask_jpeg_noise_is_thresholded():
+    noisy = np.array([[0, 1, 1, 0]], np.uint8)  # an all-background JPEG mask with compression noise
+    assert np.array_equal(binarise_mask(noisy, path="m.jpg"), [[0, 0, 0, 0]])
+    assert np.array_equal(binarise_mask(noisy, path="m.JPEG"), [[0, 0, 0, 0]])
+    assert np.array_equal(binarise_mask(noisy, path="m.png"), [[0, 1, 1, 0]])  # lossless 0/1: kept
+    assert np.array_equal(binarise_mask(noisy, path="m.tif"), [[0, 1, 1, 0]])
+    # The mid-grey band is exclusive: 64 and 191 themselves are not ambiguous.
+    assert np.array_equal(binarise_mask(np.array([[64, 191, 64, 191]])), [[0, 1, 0, 1]])
+
+
 def test_cli_import_folder(tmp_path):
     src, masks, _, _ = make_folder(tmp_path)
     r = CliRunner().invoke(import_app, ["folder", str(src), "--out", str(tmp_path / "ds"), "--masks", str(masks), "--size", "4"])

@@ -56,6 +56,9 @@ def test_rerun_reuses_every_stage_and_report_rebuilds(smoke_run: Path) -> None:
     assert after["timings"].pop("total (stages run now)") == 0
     assert set(after["timings"].values()) == {"reused"}
     assert after["metrics"] == before["metrics"]
+    other = simreal("experiment", "baseline", "--scale", "smoke", "--seed", "1", "--out", str(smoke_run),
+                    "--real-data", str(SHARED_DATA))
+    assert other.returncode == 2 and "seed differ" in other.stderr  # never mix two runs' stages
     (smoke_run / "report.html").unlink()
     rebuilt = simreal("report", str(smoke_run))
     assert rebuilt.returncode == 0 and (smoke_run / "report.html").is_file()

@@ -165,3 +165,26 @@ def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):
         main()
     assert exc.value.code == 2
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_unwritable_out_is_one_error_naming_the_file(depth_pair, tmp_path, monkeypatch, capsys):
+    pred, gt, _ = depth_pair
+    out = tmp_path / "ev"
+    (out / "rows.csv").mkdir(parents=True)  # the folder exists but rows.csv cannot be replaced (works as root too)
+    with pytest.raises(SimrealError, match="cannot write") as exc:
+        evaluate_depth(pred, gt, out)
+    assert "rows.csv" in str(exc.value)
+    assert not [p for p in out.iterdir() if p.name != "rows.csv"]  # no temporary file left behind
+
+    from simreal.cli import main
+
+    evaluate_depth(pred, gt, tmp_path / "a")
+    blocked = tmp_path / "cmp.json"
+    blocked.mkdir()
+    rows = str(tmp_path / "a" / "rows.csv")
+    monkeypatch.setattr(sys, "argv", ["simreal", "compare", rows, rows, "--metric", "abs_rel", "--out", str(blocked), "--n-boot", "10"])
+    with pytest.raises(SystemExit) as code:
+        main()
+    assert code.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "cmp.json" in err and "cannot write" in err and "Traceback" not in err

@@ -123,17 +123,43 @@ def test_polyp_views_show_the_polyp():
     assert p0["view"] == "lumen"
 
 
-def test_field_stop_blackens_only_the_image(scene, mesh):
+def test_field_stop_shape():
     from simreal.render.colonoscopy import field_stop_mask
 
     oct_ = field_stop_mask(32, 32, "octagon")
     assert not oct_[0, 0] and oct_[16, 16] and oct_[16, 0] and 0.8 < oct_.mean() < 0.95
     assert field_stop_mask(32, 32, "circle").mean() == pytest.approx(np.pi / 4, abs=0.03)
-    p = _params(mesh, 0, 2, ColonoscopyConfig(field_stop="octagon", polyp_view_prob=0.0))
-    a = render_frame(scene, p, 32)
-    b = render_frame(scene, {**p, "field_stop": "none"}, 32)
-    assert (a["image"][~oct_] == 0).all() and (b["image"][~oct_] > 0).any()
-    assert (a["image"][oct_] == b["image"][oct_]).all()
-    assert a["depth"].tobytes() == b["depth"].tobytes() and a["mask"].tobytes() == b["mask"].tobytes()
+    assert field_stop_mask(32, 32, "none").all()
     with pytest.raises(SimrealError):
         ColonoscopyConfig(field_stop="square")
+
+
+@pytest.mark.parametrize("stop", ["octagon", "circle"])
+def test_field_stop_blanks_image_and_labels_on_the_same_pixels(scene, mesh, stop):
+    """Outside the stop: black image AND depth 0, normals 0, mask 0, instance 0; inside: as without a stop."""
+    from simreal.render.colonoscopy import field_stop_mask
+
+    inside = field_stop_mask(32, 32, stop)
+    # Polyp views far off-centre, so the unstopped render has polyp labels in the border to remove.
+    cfg = ColonoscopyConfig(field_stop=stop, polyp_view_prob=1.0, polyp_offcentre=0.99)
+    border_polyp = False
+    for i in range(4):
+        p = _params(mesh, 0, i, cfg)
+        a = render_frame(scene, p, 32)
+        b = render_frame(scene, {**p, "field_stop": "none"}, 32)
+        assert set(a) == set(b) and all(a[k].dtype == b[k].dtype and a[k].shape == b[k].shape for k in a)
+        # The stop is what blackens these pixels: the unstopped frame sees lit surface there.
+        assert (b["image"][~inside] > 0).any() and (b["depth"][~inside] > 0).any()
+        for k in ("image", "depth", "normals", "mask", "instance"):
+            assert (a[k][~inside] == 0).all(), k
+            assert a[k][inside].tobytes() == b[k][inside].tobytes(), k
+        border_polyp |= bool(b["mask"][~inside].any() and b["instance"][~inside].any())
+    assert border_polyp
+    # The cast's arrays were not written to: an unstopped render of the same params still has border depth.
+    assert (render_frame(scene, {**p, "field_stop": "none"}, 32)["depth"][~inside] > 0).any()
+
+
+def test_no_field_stop_leaves_labels_untouched(scene, mesh):
+    """Default "none": labels are the raw cast (depth > 0 and unit normals up to the image corners)."""
+    a = render_frame(scene, _params(mesh, 0, 2, ColonoscopyConfig(polyp_view_prob=0.0)), 32)
+    assert a["depth"][0, 0] > 0 and np.linalg.norm(a["normals"][0, 0]) == pytest.approx(1.0, abs=1e-4)

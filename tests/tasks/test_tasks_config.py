@@ -32,6 +32,13 @@ def test_bad_options_raise(kw, match):
         make_config("depth", "ds", "run", **kw)
 
 
+@pytest.mark.parametrize("mask_map", [{256: 1}, {-1: 0}, {2: -1}])
+def test_mask_map_out_of_range_is_refused(mask_map):
+    with pytest.raises(SimrealError, match="mask_map"):
+        make_config("seg", "ds", "run", mask_map=mask_map)
+    assert make_config("seg", "ds", "run", mask_map={0: 0, 255: 1}).data.mask_map == {0: 0, 255: 1}
+
+
 def _recs(groups):
     return [SampleRecord(id=f"{i}", files={}, group=g) for i, g in enumerate(groups)]
 

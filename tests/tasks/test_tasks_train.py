@@ -40,7 +40,21 @@ def test_depth_run_writes_the_run_folder_contract(blob_dataset, tmp_path):
     for key in ("train/loss_step", "val/loss", "val/abs_rel", "val/rmse_mm", "val/delta1"):
         assert any(r.get(key) for r in rows), key
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ckpt["simreal"]["task"] == "depth" and float(ckpt["state_dict"]["depth_scale_mm"]) == pytest.approx(40.0)
+    assert ckpt["simreal"]["task"] == "depth" and ckpt["simreal"]["config"]["model"]["depth_scale_mm"] == pytest.approx(40.0)
+    assert "depth_scale_mm" not in ckpt["state_dict"]  # a float in the config, never cast to the run's precision
+
+
+def test_depth_scale_stays_exact_in_low_precision_and_loads_old_checkpoints():
+    from simreal.tasks.modules import DepthModule
+
+    m = DepthModule(make_config("depth", "ds", "run", size=8, channels=(4, 8)), depth_scale_mm=37.3)
+    m.to(torch.bfloat16)  # what precision="bf16-true" does to parameters and buffers
+    assert m.depth_scale_mm == 37.3  # bf16 would round it to 37.25
+    old = dict(m.state_dict(), depth_scale_mm=torch.tensor(37.3, dtype=torch.float64))  # former buffer
+    m.load_state_dict(old)
+    ckpt = {"simreal": {"config": {"model": {"depth_scale_mm": 12.5}}}}
+    m.on_load_checkpoint(ckpt)
+    assert m.depth_scale_mm == 12.5 and m.loss_fn.scale_mm == 12.5
 
 
 def test_seg_run_learns_the_disc(tmp_path):
@@ -53,8 +67,9 @@ def test_seg_run_learns_the_disc(tmp_path):
     assert json.loads((run / "config.json").read_text())["model"]["num_classes"] == 2
 
 
-def test_interrupted_run_resumes_to_the_same_weights(blob_dataset, tmp_path):
-    kw = dict(progress=False, epochs=3, **TINY)
+@pytest.mark.parametrize("recipe", [{}, {"schedule": "cosine", "augment": True}], ids=["constant", "cosine+flips"])
+def test_interrupted_run_resumes_to_the_same_weights(blob_dataset, tmp_path, recipe):
+    kw = dict(progress=False, epochs=3, **TINY, **recipe)
     whole = train_from_kwargs("depth", blob_dataset, tmp_path / "whole", **kw)
 
     class Crash(L.Callback):
@@ -62,7 +77,7 @@ def test_interrupted_run_resumes_to_the_same_weights(blob_dataset, tmp_path):
             if trainer.current_epoch == 2:
                 raise RuntimeError("simulated crash")
 
-    cfg = make_config("depth", blob_dataset, tmp_path / "cut", epochs=3, **TINY)
+    cfg = make_config("depth", blob_dataset, tmp_path / "cut", epochs=3, **TINY, **recipe)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg, progress=False, callbacks=[Crash()])
     assert torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)["epoch"] == 1

@@ -7,6 +7,7 @@ gets from ``simreal render colon``.
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import tempfile
 import time
@@ -18,15 +19,21 @@ import numpy as np
 from simreal.errors import SimrealError
 
 
-def _rss_mb() -> float:
-    """Current resident set size of this process in MiB (Linux /proc; 0 elsewhere)."""
+def _rss_mb(pid: int | str = "self") -> float:
+    """Current resident set size of a process (default this one) in MiB (Linux /proc; 0 elsewhere or
+    when the process has gone)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+def _workers_rss_mb() -> float:
+    """Summed RSS (MiB) of this process's live multiprocessing children (the render workers)."""
+    return float(sum(_rss_mb(p.pid) for p in multiprocessing.active_children() if p.pid is not None))
 
 
 @dataclass(frozen=True)
@@ -40,8 +47,10 @@ class RenderRun:
         frames_per_s: n / wall_s.
         steady_frames_per_s: frames/s between the first 10% and the last frame (start-up excluded).
         stage_ms: mean per-frame milliseconds of each stage inside a worker (sample, cast, shade, write).
-        rss_mb: this process's RSS (MiB) after 10%, 50% and 100% of the frames (meaningful for 1 worker,
-            where the rendering happens in this process).
+        rss_mb: this (parent) process's RSS (MiB) after 10%, 50% and 100% of the frames; with 1 worker the
+            rendering happens in this process.
+        workers_rss_mb: with > 1 worker, the summed RSS (MiB) of the worker processes at the same
+            moments (empty for 1 worker).
         peak_rss_mb: peak RSS (MiB) of this process, and of the largest worker process for > 1 worker.
     """
 
@@ -52,6 +61,7 @@ class RenderRun:
     steady_frames_per_s: float
     stage_ms: dict[str, float] = field(default_factory=dict)
     rss_mb: tuple[float, ...] = ()
+    workers_rss_mb: tuple[float, ...] = ()
     peak_rss_mb: float = 0.0
 
 
@@ -72,7 +82,8 @@ def bench_render(
         workers: worker counts to measure.
         seed: dataset seed.
         anatomy: a mesh PLY; default the procedural colon ``make_colon(seed)`` (or a straight tube of
-            ~100k triangles when the procedural colon is not installed).
+            ~100k triangles when the procedural colon is not installed), built once before timing and
+            passed to every render as a temporary PLY (so building it is not timed).
         normals: also write the normals files (the costliest file to encode).
 
     Returns:
@@ -84,22 +95,27 @@ def bench_render(
     with tempfile.TemporaryDirectory(prefix="simreal-bench-render-") as tmp:
         tmp_path = Path(tmp)
         if anatomy is None:
+            from simreal.anatomy.mesh import save_mesh
+
             try:
                 mesh, _ = load_anatomy(None, seed)
+                name = "procedural colon"
             except SimrealError:  # the procedural colon is not installed
-                from simreal.anatomy.mesh import save_mesh
                 from simreal.render.tube import tube_mesh
 
-                anatomy = save_mesh(tube_mesh(segments=256, rings=200), tmp_path / "tube.ply")
-                mesh, _ = load_anatomy(anatomy, seed)
+                mesh, name = tube_mesh(segments=256, rings=200), "tube"
+            # Built once here; otherwise every timed render_colon_dataset call would rebuild it.
+            anatomy = save_mesh(mesh, tmp_path / "anatomy.ply")
         else:
             mesh, _ = load_anatomy(anatomy, seed)
-        scene = f"{'procedural colon' if anatomy is None else Path(anatomy).name}, {len(mesh.faces)} triangles"
+            name = Path(anatomy).name
+        scene = f"{name}, {len(mesh.faces)} triangles"
         runs = []
         for w in workers:
             stamps: list[float] = []
             stages: dict[str, list[float]] = {}
             rss: list[float] = []
+            workers_rss: list[float] = []
             marks = {max(1, n // 10), max(1, n // 2), n}
 
             def on_frame(index: int, timings: dict[str, float]) -> None:
@@ -108,6 +124,8 @@ def bench_render(
                     stages.setdefault(k, []).append(v)
                 if len(stamps) in marks:
                     rss.append(_rss_mb())
+                    if w > 1:
+                        workers_rss.append(_workers_rss_mb())
 
             t0 = time.perf_counter()
             render_colon_dataset(
@@ -124,7 +142,7 @@ def bench_render(
                 RenderRun(
                     workers=w, n=n, wall_s=wall, frames_per_s=n / wall, steady_frames_per_s=steady,
                     stage_ms={k: float(np.mean(v)) for k, v in sorted(stages.items())},
-                    rss_mb=tuple(rss), peak_rss_mb=peak,
+                    rss_mb=tuple(rss), workers_rss_mb=tuple(workers_rss), peak_rss_mb=peak,
                 )
             )
     return scene, runs

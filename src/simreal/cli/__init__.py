@@ -45,5 +45,15 @@ def main() -> None:
     try:
         app()
     except SimrealError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def one_line(message: str) -> str:
+    """The message itself when an error was re-raised from a DataLoader worker: torch wraps it as
+    "Caught SimrealError in DataLoader worker process 0. Original Traceback ...", whose last line is ours."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        last = lines[-1]
+        return last.split("SimrealError: ", 1)[-1]
+    return message

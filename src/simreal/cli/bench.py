@@ -29,7 +29,9 @@ def render(
     console.print(f"render colon: {scene}, {n} frames of {size}x{size} ({files})", soft_wrap=True)
     for r in runs:
         stages = ", ".join(f"{k.removesuffix('_ms')} {v:.1f}" for k, v in r.stage_ms.items())
-        rss = " -> ".join(f"{x:.0f}" for x in r.rss_mb)
+        rss = "parent " + " -> ".join(f"{x:.0f}" for x in r.rss_mb)
+        if r.workers_rss_mb:
+            rss += f"; {r.workers} workers together " + " -> ".join(f"{x:.0f}" for x in r.workers_rss_mb)
         console.print(
             f"render {size}x{size} workers={r.workers}: {r.frames_per_s:.1f} frames/s overall, "
             f"{r.steady_frames_per_s:.1f} frames/s steady; per frame in a worker (ms): {stages}; "
@@ -52,7 +54,14 @@ def train(
 
     from simreal.bench.train import bench_train
 
-    widths = tuple(int(c) for c in channels.split(","))
+    from simreal.errors import SimrealError
+
+    try:
+        widths = tuple(int(c) for c in channels.split(","))
+    except ValueError:
+        raise SimrealError(f"--channels must be comma-separated integers, got {channels!r}") from None
+    if not widths or min(widths) < 1:
+        raise SimrealError(f"--channels must be positive integers, got {channels!r}")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     console = Console()
     for device in devices:

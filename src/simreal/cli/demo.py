@@ -19,7 +19,7 @@ def demo(
 
     Writes OUT/colon.ply (the anatomy), OUT/frames/ (a simreal dataset: RGB, depth in mm, normals, polyp
     masks, cameras) and OUT/contact_sheet.png. Rerunning with the same arguments gives the same bytes; a
-    finished demo folder is reused, not overwritten.
+    finished demo folder is reused, never overwritten; one made with other arguments is refused.
     """
     from simreal.anatomy.colon import make_colon
     from simreal.anatomy.mesh import save_mesh
@@ -27,12 +27,26 @@ def demo(
     from simreal.data.reader import validate_dataset
     from simreal.render.run import render_colon_dataset
 
+    from simreal.anatomy.mesh import load_mesh
+    from simreal.data.reader import DatasetReader
+    from simreal.errors import SimrealError
+
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     mesh_path = out / "colon.ply"
+    frames = out / "frames"
+    if mesh_path.exists() and load_mesh(mesh_path).metadata.get("seed") != seed:
+        raise SimrealError(f"holds a demo colon of another seed; use another --out or --seed", mesh_path)
+    if frames.exists():
+        info = DatasetReader(frames).info
+        if (info.seed, info.n_samples, info.image_size) != (seed, n, (size, size)):
+            raise SimrealError(
+                f"holds a demo of other arguments (seed {info.seed}, n {info.n_samples}, size {info.image_size}); "
+                "use another --out",
+                frames,
+            )
     if not mesh_path.exists():
         save_mesh(make_colon(seed), mesh_path)
-    frames = out / "frames"
     if not frames.exists():
         render_colon_dataset(frames, n=n, size=size, seed=seed, anatomy=mesh_path, workers=workers)
     report = validate_dataset(frames)

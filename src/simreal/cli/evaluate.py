@@ -165,5 +165,8 @@ def compare(
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SimrealError(f"cannot create the output folder ({exc.strerror})", out.parent) from None
-        write_json(out, result)
+        try:
+            write_json(out, result)
+        except OSError as exc:
+            raise SimrealError(f"cannot write the result ({exc.strerror or exc})", out) from None
         console.print(f"wrote {out}")

@@ -36,7 +36,7 @@ def colon(
     offset_frac: float = typer.Option(0.5, "--offset-frac", help="Largest camera offset from the centerline, fraction of the lumen radius."),
     look_deg: float = typer.Option(25.0, "--look-deg", help="Largest yaw/pitch away from the lumen direction, degrees."),
     polyp_view_prob: float = typer.Option(0.5, "--polyp-view-prob", help="Fraction of frames looking at a polyp close up (8-40 mm)."),
-    field_stop: str = typer.Option("none", "--field-stop", help="Black border outside the field stop: none, circle or octagon (image only; labels unmasked)."),
+    field_stop: str = typer.Option("none", "--field-stop", help="Black border outside the field stop: none, circle or octagon; depth, normals, mask and instance are 0 there too (no label without image)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fly a virtual colonoscope through a colon: RGB, depth (mm), normals, polyp mask and instances."""

@@ -30,10 +30,27 @@ class Stages:
     report never claims a time it did not measure.
     """
 
-    def __init__(self, out: Path, log: Callable[[str], None] = print):
+    def __init__(self, out: Path, arguments: dict[str, Any], log: Callable[[str], None] = print):
         self.markers = Path(out) / ".stages"
         self.timings: dict[str, float | str] = {}
         self.log = log
+        self._check_arguments(json.loads(json.dumps(arguments, default=str)))
+
+    def _check_arguments(self, arguments: dict[str, Any]) -> None:
+        """Finished stages may only be reused by a run with the same arguments (scale, seed, data...)."""
+        path = self.markers / "arguments.json"
+        if path.is_file():
+            before = json.loads(path.read_text())
+            if before != arguments:
+                changed = sorted(k for k in set(before) | set(arguments) if before.get(k) != arguments.get(k))
+                raise SimrealError(
+                    f"this experiment folder was made with other arguments ({', '.join(changed)} differ); "
+                    "use another --out, or the same arguments to resume",
+                    path.parent.parent,
+                )
+            return
+        self.markers.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(arguments, indent=2, sort_keys=True) + "\n")
 
     def run(self, name: str, work: Callable[[], Any]) -> None:
         marker = self.markers / (name.replace(" ", "_").replace("/", "_") + ".done")

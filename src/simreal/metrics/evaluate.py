@@ -108,7 +108,11 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def write_results(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], summary: dict[str, Any]) -> None:
-    """Write ``rows.csv`` then ``summary.json`` into ``out_dir`` atomically (floats with full precision)."""
+    """Write ``rows.csv`` then ``summary.json`` into ``out_dir`` atomically (floats with full precision).
+
+    Raises:
+        SimrealError: the folder cannot be created or a file in it cannot be written (naming the file).
+    """
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -119,8 +123,13 @@ def write_results(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], column
     w.writeheader()
     for r in rows:
         w.writerow({k: ("" if r.get(k) is None else (repr(float(r[k])) if isinstance(r[k], (float, np.floating)) else r[k])) for k in columns})
-    _atomic_text(out / ROWS_FILE, buf.getvalue())
-    write_json(out / SUMMARY_FILE, summary)
+    path = out / ROWS_FILE
+    try:
+        _atomic_text(path, buf.getvalue())
+        path = out / SUMMARY_FILE
+        write_json(path, summary)
+    except OSError as exc:  # e.g. an existing but read-only --out folder
+        raise SimrealError(f"cannot write the file ({exc.strerror or exc})", path) from None
 
 
 def evaluate_depth(

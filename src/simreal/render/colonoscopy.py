@@ -65,8 +65,9 @@ class ColonoscopyConfig:
         polyp_tilt_deg: largest angle between the viewing direction and the polyp's way to the
             centerline (oblique views along the lumen).
         field_stop: ``"none"``, ``"circle"`` or ``"octagon"``: image pixels outside the endoscope's field
-            stop are black (as in real endoscope frames). Labels (depth, normals, mask) are not masked:
-            they still describe the scene behind the stop.
+            stop are black (as in real endoscope frames), and the labels there say "nothing seen":
+            depth 0, normals 0, mask 0, instance 0 (no supervision or evaluation on pixels without
+            image content).
         base_rgb, dark_rgb, vessel_rgb: per-channel ranges (low, high) of the mucosa, mottling and
             vessel albedos (linear RGB).
         vessel_strength, polyp_tint, light_power (mm^2), spot_exponent, ambient, specular, shininess,
@@ -420,9 +421,11 @@ def render_frame(
         timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages).
 
     Returns:
-        ``image`` (H, W, 3) uint8 RGB, black outside ``params["field_stop"]`` (labels are not masked); ``depth`` (H, W) float32 z-depth mm, 0 = no surface; ``normals``
-        (H, W, 3) float32 unit, camera frame, facing the camera; ``mask`` (H, W) uint8 (1 = polyp,
-        0 = mucosa or no surface); ``instance`` (H, W) uint8 polyp instance id (0 = none).
+        ``image`` (H, W, 3) uint8 RGB; ``depth`` (H, W) float32 z-depth mm, 0 = no surface; ``normals``
+        (H, W, 3) float32 unit, camera frame, facing the camera (0 = no surface); ``mask`` (H, W) uint8
+        (1 = polyp, 0 = mucosa or no surface); ``instance`` (H, W) uint8 polyp instance id (0 = none).
+        Outside ``params["field_stop"]`` (:func:`field_stop_mask`) every array is 0 on the same pixels:
+        the image is black there, so the labels say "no surface seen".
     """
     t0 = time.perf_counter()
     camera = camera_from_params(params, size)
@@ -430,9 +433,6 @@ def render_frame(
     t1 = time.perf_counter()
     shading = ShadingParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params["shading"].items()})
     image = shade(geo, shading, polyp_class=POLYP)
-    stop = params.get("field_stop", "none")
-    if stop != "none":
-        image[~field_stop_mask(image.shape[0], image.shape[1], stop)] = 0
     if timings is not None:
         timings["cast_ms"] = (t1 - t0) * 1e3
         timings["shade_ms"] = (time.perf_counter() - t1) * 1e3
@@ -445,4 +445,14 @@ def render_frame(
     }
     if normals:
         out["normals"] = geo.normals
+    stop = params.get("field_stop", "none")
+    if stop != "none":
+        # One mask for every array: a label where the image is black would supervise (and score) a
+        # network on pixels it cannot see, e.g. a polyp only behind the stop labelled polyp.
+        outside = ~field_stop_mask(image.shape[0], image.shape[1], stop)
+        # np.where builds new arrays, so the cast's buffers are never written to.
+        out = {
+            k: np.where(outside[..., None] if v.ndim == 3 else outside, 0, v).astype(v.dtype, copy=False)
+            for k, v in out.items()
+        }
     return out

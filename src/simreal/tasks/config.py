@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from numbers import Integral
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -173,6 +174,12 @@ def validate(c: TrainConfig) -> None:
         raise SimrealError(f"--batch-size must be >= 1 and workers >= 0, got {d.batch_size} / {d.num_workers}")
     if not 0.0 <= d.val_fraction < 1.0:
         raise SimrealError(f"--val-fraction must be in [0, 1), got {d.val_fraction}")
+    if d.mask_map is not None:
+        # Masks are 8-bit: a key outside 0..255 can never occur (and would index past the lookup table).
+        bad = {k: v for k, v in d.mask_map.items() if not (isinstance(k, Integral) and 0 <= k <= 255)
+               or not (isinstance(v, Integral) and v >= 0)}
+        if bad:
+            raise SimrealError(f"data.mask_map keys must be class ids 0..255 and values >= 0, got {bad}")
     divisor = 2 ** (len(m.channels) - 1)
     if min(d.size) < divisor:
         raise SimrealError(f"--size {d.size} is too small for {len(m.channels)} U-Net levels (needs >= {divisor})")

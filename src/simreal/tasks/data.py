@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from simreal.data.format import SampleRecord
 from simreal.data.reader import DatasetReader
+from simreal.data.splits import sequence_split
 from simreal.data.torch_dataset import SimrealDataset, collate_samples
 from simreal.errors import SimrealError
 
@@ -20,9 +21,9 @@ _SCALE_SAMPLES = 32
 def split_by_group(records: Sequence[SampleRecord], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split sample indices into (train, val) without leaking a group (patient / sequence) across them.
 
-    Groups are shuffled with ``seed`` and whole groups go to validation until it holds
-    ``ceil(val_fraction * n_groups)`` of them (at least 1, never all). Records without groups are split
-    by sample the same way. ``val_fraction = 0`` gives no validation set.
+    Whole groups go to validation, ``ceil(val_fraction * n_groups)`` of them (at least 1, never all),
+    chosen by :func:`simreal.data.splits.sequence_split` (its "test" part) with ``seed``. When any record
+    lacks a group, every sample is its own group. ``val_fraction = 0`` gives no validation set.
 
     Raises:
         SimrealError: when a split is asked for but there are fewer than 2 groups / samples.
@@ -31,23 +32,18 @@ def split_by_group(records: Sequence[SampleRecord], val_fraction: float, seed: i
     if val_fraction <= 0:
         return list(range(n)), []
     groups = [r.group for r in records]
-    keys = sorted({g for g in groups if g is not None}) if all(g is not None for g in groups) else None
-    units: list[str | int] = list(keys) if keys else list(range(n))
-    if len(units) < 2:
-        what = "group" if keys else "sample"
+    by_group = all(g is not None for g in groups)
+    # Without (complete) groups every sample is its own group.
+    units: list[str | None] = groups if by_group else [str(i) for i in range(n)]
+    n_units = len(set(units))
+    if n_units < 2:
+        what = "group" if by_group else "sample"
         raise SimrealError(
-            f"cannot split a validation set off {len(units)} {what}(s); give --val DIR or --val-fraction 0"
+            f"cannot split a validation set off {n_units} {what}(s); give --val DIR or --val-fraction 0"
         )
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(units))
-    n_val = min(len(units) - 1, max(1, int(np.ceil(val_fraction * len(units)))))
-    val_units = {units[i] for i in order[:n_val]}
-    if keys:
-        val = [i for i, g in enumerate(groups) if g in val_units]
-    else:
-        val = sorted(int(u) for u in val_units)
-    val_set = set(val)
-    return [i for i in range(n) if i not in val_set], val
+    n_val = min(n_units - 1, max(1, int(np.ceil(val_fraction * n_units))))
+    split = sequence_split(units, n_test_groups=n_val, seed=seed)
+    return split["train"], split["test"]
 
 
 class EpochSampler(Sampler[int]):

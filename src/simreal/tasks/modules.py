@@ -1,8 +1,11 @@
 """Lightning modules for the two tasks: a U-Net, its loss, validation metrics and sample images.
 
 Depth: the network outputs ``log(depth_mm / depth_scale_mm)``; :meth:`DepthModule.predict_depth` returns
-millimetres. ``depth_scale_mm`` (by default the median valid depth of the training set) is a buffer of the
-module, so it is saved in every checkpoint and a prediction needs nothing else. Predicting the log keeps
+millimetres. ``depth_scale_mm`` (by default the median valid depth of the training set) is a plain Python
+float, not a tensor buffer: Lightning casts every buffer to the run's precision (``bf16-true`` keeps ~3
+significant digits), which would bias every predicted millimetre. It is saved in every checkpoint's
+``checkpoint["simreal"]["config"]["model"]["depth_scale_mm"]`` and restored from there, so a prediction
+needs nothing else. Predicting the log keeps
 depth positive and makes the SILog / gradient terms act on the network's own output scale.
 
 Segmentation: the network outputs (B, C, H, W) logits; class ids come from the argmax.
@@ -13,6 +16,7 @@ wrong task is refused by name (:func:`checkpoint_task`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,11 @@ _LOG_CLAMP = 12.0
 
 def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-batch depth metrics over valid pixels (target > 0), averaged over images.
+
+    These are in-training validation figures (progress bar, TensorBoard, checkpoint choice). They differ
+    from :mod:`simreal.metrics.depth`: prediction and target are clamped at 1e-6 mm, and the epoch value
+    is an average of per-batch means (weighted by batch size), not a mean over images. ``simreal eval``
+    (:func:`simreal.metrics.evaluate.evaluate_depth`) is the reference for reported results.
 
     Args:
         pred, target: (B, 1, H, W) depth in mm.
@@ -72,12 +81,15 @@ def cosine_factor(step: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + float(np.cos(np.pi * progress)))
 
 
-def flip_batch_(batch: Batch) -> None:
+def flip_batch_(batch: Batch, generator: torch.Generator | None = None) -> None:
     """Flip each sample left-right and/or up-down (probability 1/2 each), image and labels together.
 
-    Draws from torch's global RNG, which training reseeds every epoch, so a resumed run flips the same.
+    Args:
+        batch: flipped in place.
+        generator: where the coin flips come from (training passes one seeded by seed, epoch and batch
+            index, so a resumed run flips exactly as an uninterrupted one whatever else drew random numbers).
     """
-    flips = torch.rand(batch.image.shape[0], 2) < 0.5
+    flips = torch.rand(batch.image.shape[0], 2, generator=generator) < 0.5
     for i, (lr, ud) in enumerate(flips.tolist()):
         dims = [d for d, on in ((-1, lr), (-2, ud)) if on]
         if not dims:
@@ -113,7 +125,8 @@ class TaskModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         if self.config.data.augment:
-            flip_batch_(batch)
+            key = np.random.SeedSequence([self.config.seed, self.current_epoch, batch_idx]).generate_state(1)[0]
+            flip_batch_(batch, torch.Generator().manual_seed(int(key)))
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         # Lightning's generic collection walker cannot rebuild the frozen Camera dataclasses; a Batch
@@ -152,7 +165,8 @@ class DepthModule(TaskModule):
         scale = depth_scale_mm if depth_scale_mm is not None else config.model.depth_scale_mm
         if scale is None or not scale > 0:
             raise SimrealError(f"depth module needs a positive depth scale in mm, got {scale}")
-        self.register_buffer("depth_scale_mm", torch.tensor(float(scale), dtype=torch.float64))
+        # A Python float, not a buffer: it must not follow the module's dtype (see the module docstring).
+        self.depth_scale_mm = float(scale)
         lo = config.loss
         self.loss_fn = DepthLoss(
             l1_weight=lo.l1_weight, silog_weight=lo.silog_weight, grad_weight=lo.grad_weight,
@@ -162,7 +176,23 @@ class DepthModule(TaskModule):
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) depth in mm (float32)."""
         raw = self.net(image).float().clamp(-_LOG_CLAMP, _LOG_CLAMP)
-        return torch.exp(raw) * self.depth_scale_mm.float()
+        return torch.exp(raw) * self.depth_scale_mm
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The weights belong to the scale they were trained with: take it from the checkpoint's config.
+        scale = checkpoint.get("simreal", {}).get("config", {}).get("model", {}).get("depth_scale_mm")
+        if scale is not None:
+            self.depth_scale_mm = float(scale)
+            self.loss_fn.scale_mm = float(scale)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        # Checkpoints written before the scale left the state dict hold it as a buffer; the config has it.
+        if "depth_scale_mm" in state_dict:
+            meta = getattr(state_dict, "_metadata", None)
+            state_dict = OrderedDict((k, v) for k, v in state_dict.items() if k != "depth_scale_mm")
+            if meta is not None:
+                state_dict._metadata = meta  # type: ignore[attr-defined]  # per-module versions
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         if batch.depth is None:

@@ -25,6 +25,7 @@ from simreal.data.torch_dataset import resize_image
 from simreal.data.writer import DatasetWriter
 from simreal.errors import SimrealError
 from simreal.tasks.config import TrainConfig, read_config
+from simreal.tasks.losses import seg_logits_to_labels, upsample_logits
 from simreal.tasks.modules import DepthModule, TaskModule, build_module, checkpoint_task, load_checkpoint
 from simreal.tasks.train import resolve_checkpoint
 
@@ -102,7 +103,7 @@ def predict_arrays(module: TaskModule, rgbs: list[np.ndarray], size: tuple[int, 
         ]
     logits = module.predict_logits(x)
     return [
-        F.interpolate(logits[i : i + 1], size=r.shape[:2], mode="bilinear", align_corners=False)[0].argmax(0).cpu().numpy().astype(np.uint8)
+        seg_logits_to_labels(upsample_logits(logits[i : i + 1], r.shape[:2]))[0].cpu().numpy().astype(np.uint8)
         for i, r in enumerate(rgbs)
     ]
 

@@ -19,9 +19,12 @@ from simreal.data.images import IMAGE_EXTENSIONS, read_gray, read_rgb
 from simreal.data.writer import DatasetWriter
 from simreal.errors import SimrealError
 
-#: Fraction of mask pixels allowed between 64 and 191 (JPEG ringing at edges stays far below this: at
+#: Fraction of mask pixels allowed strictly between 64 and 191 (JPEG ringing at edges stays far below this: at
 #: most 0.5 % on CVC-ClinicDB); more means the file is not a binary mask.
 MAX_AMBIGUOUS_FRACTION = 0.05
+
+#: Mask file types whose stored values are exact (no compression noise): a 0/1 mask here is kept as is.
+LOSSLESS_MASK_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 
 #: What a binary polyp / foreground mask's values mean.
 BINARY_CLASSES = {0: "background", 1: "polyp"}
@@ -79,19 +82,23 @@ def match_by_stem(images: list[Path], mask_dir: str | Path) -> list[Path]:
 def binarise_mask(raw: np.ndarray, *, threshold: int = 127, path: str | Path | None = None) -> np.ndarray:
     """Turn a stored 0/255 mask (possibly JPEG-noisy) into uint8 {0, 1}: ``raw > threshold``.
 
-    A mask already holding only 0 and 1 is kept as is (thresholding it at 127 would erase it).
+    A mask already holding only 0 and 1 is kept as is (thresholding it at 127 would erase it), but only
+    when it comes from a lossless file (:data:`LOSSLESS_MASK_SUFFIXES`) or from an array (``path`` None):
+    a JPEG mask is always thresholded, since compression noise makes a black mask hold 0s and 1s.
 
     Raises:
-        SimrealError: more than :data:`MAX_AMBIGUOUS_FRACTION` of the pixels are mid-grey (64..191), i.e.
-            this is not a binary mask.
+        SimrealError: more than :data:`MAX_AMBIGUOUS_FRACTION` of the pixels are mid-grey (strictly
+            between 64 and 191), i.e. this is not a binary mask.
     """
     raw = np.asarray(raw)
-    if raw.size and float(raw.max()) <= 1 and float(raw.min()) >= 0 and np.all(raw == np.round(raw)):
+    lossless = path is None or Path(path).suffix.lower() in LOSSLESS_MASK_SUFFIXES
+    if lossless and raw.size and float(raw.max()) <= 1 and float(raw.min()) >= 0 and np.all(raw == np.round(raw)):
         return raw.astype(np.uint8)
     ambiguous = float(((raw > 64) & (raw < 191)).mean())
     if ambiguous > MAX_AMBIGUOUS_FRACTION:
         raise SimrealError(
-            f"not a binary mask: {100 * ambiguous:.1f}% of pixels are mid-grey (64..191); expected values near 0 or 255",
+            f"not a binary mask: {100 * ambiguous:.1f}% of pixels are mid-grey (strictly between 64 and 191); "
+            "expected values near 0 or 255",
             path,
         )
     return (raw > threshold).astype(np.uint8)
@@ -145,7 +152,7 @@ def write_dataset(
 
     ``items`` yields (record, loader) pairs; the loader decodes the sample's arrays only when needed.
     """
-    writer = DatasetWriter(Path(out_dir), info, resume=False)
+    writer = DatasetWriter(Path(out_dir), info)  # importers are deterministic: a killed import resumes
     try:
         ids = []
         for record, load in items:
