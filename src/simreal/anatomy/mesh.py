@@ -100,6 +100,14 @@ class AnatomyMesh:
         return (normals / np.maximum(length, 1e-12)).astype(np.float32)
 
 
+def grid_faces(n_rows: int, n_cols: int, wrap_cols: bool) -> np.ndarray:
+    """Two triangles per quad of a row-major vertex grid; normal = d(row) x d(col) by the right-hand rule."""
+    i, j = np.meshgrid(np.arange(n_rows - 1), np.arange(n_cols if wrap_cols else n_cols - 1), indexing="ij")
+    j1 = (j + 1) % n_cols
+    a, b, c, d = i * n_cols + j, (i + 1) * n_cols + j, i * n_cols + j1, (i + 1) * n_cols + j1
+    return np.concatenate([np.stack([a, b, c], -1).reshape(-1, 3), np.stack([b, d, c], -1).reshape(-1, 3)])
+
+
 def save_mesh(mesh: AnatomyMesh, path: str | Path) -> Path:
     """Write the mesh as binary little-endian PLY (atomically)."""
     from plyfile import PlyData, PlyElement
