@@ -49,3 +49,29 @@ def write_tiny_dataset(root: Path, n: int = 3, size: tuple[int, int] = (8, 8), s
     return writer.finish()
 
 
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``simreal ARGS`` in this process through the console entry point; (exit code, stdout, stderr)."""
+    import sys
+
+    import pytest
+
+    from simreal.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["simreal", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    code = exc.value.code
+    return (0 if code is None else int(code)), out.out, out.err
+
+
+def run_simreal(*args: str):
+    """Run ``simreal ARGS`` in a fresh Python process (what a user's shell does); the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
+    )

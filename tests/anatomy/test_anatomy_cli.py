@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -10,19 +9,9 @@ import numpy as np
 import pytest
 
 from simreal.anatomy.mesh import load_mesh
+from simreal_testing import run_cli
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalsegmentator_ct"
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from simreal.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["simreal", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else int(code)), out.out, out.err
 
 
 def _phantom(tmp_path: Path) -> tuple[Path, Path]:

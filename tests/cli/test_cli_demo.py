@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from simreal.cli import one_line
-
-
-def simreal(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
-    )
+from simreal_testing import run_simreal as simreal
 
 
 def test_demo_renders_validates_and_refuses_other_arguments(tmp_path: Path) -> None:

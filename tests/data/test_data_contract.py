@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +10,13 @@ import pytest
 import tifffile
 import torch
 
+from simreal_testing import run_simreal as run_cli
 from simreal_testing import write_tiny_dataset
 from simreal.data.format import DatasetInfo, SampleRecord
 from simreal.data.reader import DatasetReader, validate_dataset
 from simreal.data.torch_dataset import SimrealDataset, collate_samples, resize_label
 from simreal.data.writer import DatasetWriter, partial_dir
 from simreal.errors import SimrealError
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
-    )
 
 
 def test_round_trip(tiny_dataset: Path) -> None:

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from simreal_testing import SHARED_DATA
+from simreal_testing import run_simreal as simreal
 
 CVC = SHARED_DATA / "cvc-clinicdb_256"
 needs_cvc = pytest.mark.skipif(not CVC.is_dir(), reason="../shared/data/cvc-clinicdb_256 not present")
-
-
-def simreal(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ failures on bad input (through the real CLI entry point: one line, exit status 2
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from simreal.data.writer import partial_dir
 from simreal.errors import SimrealError
 from simreal.render.run import render_colon_dataset
 from simreal.render.tube import tube_mesh
+from simreal_testing import run_cli
 
 N, SIZE = 4, 16
 
@@ -84,17 +84,6 @@ def test_interrupted_render_resumes_to_identical_bytes(tmp_path, anatomy, refere
     _render(out, anatomy, on_frame=lambda i, t: rendered.append(i))
     assert len(rendered) == N - 2  # finished frames were kept, not rendered again
     assert _bytes(out) == _bytes(reference)
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from simreal.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["simreal", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else int(code)), out.out, out.err
 
 
 def test_cli_renders(monkeypatch, capsys, tmp_path, anatomy):
