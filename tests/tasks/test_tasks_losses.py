@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from simreal.errors import SimrealError
-from simreal.tasks.losses import DepthLoss, SegLoss, gradient_matching_loss, l1_depth_loss, silog_loss
+from simreal.tasks.losses import DepthLoss, SegLoss, gradient_matching_loss, l1_depth_loss, log_l1_loss, silog_loss
 
 
 def _depth(seed: int = 0) -> torch.Tensor:
@@ -18,6 +18,7 @@ def test_losses_zero_when_prediction_equals_target():
     t = _depth()
     assert l1_depth_loss(t, t) == 0
     assert silog_loss(t, t) == pytest.approx(0, abs=1e-7)
+    assert log_l1_loss(t, t) == pytest.approx(0, abs=1e-7)
     assert gradient_matching_loss(t, t) == pytest.approx(0, abs=1e-7)
     total, terms = DepthLoss()(t, t)
     assert total == pytest.approx(0, abs=1e-6) and set(terms) == {"l1", "silog", "grad"}
@@ -29,6 +30,19 @@ def test_l1_closed_form_ignores_invalid_pixels():
     p = torch.full((1, 1, 2, 2), 13.0)
     p[0, 0, 0, 0] = 1000.0
     assert l1_depth_loss(p, t) == pytest.approx(3.0)
+
+
+def test_log_l1_is_relative_error_and_skips_invalid_pixels():
+    t = torch.tensor([[[[10.0, 40.0], [0.0, 20.0]]]])  # one pixel with no surface
+    p = torch.tensor([[[[11.0, 44.0], [500.0, 18.0]]]])
+    expected = (math.log(1.1) + math.log(1.1) + abs(math.log(0.9))) / 3
+    assert log_l1_loss(p, t) == pytest.approx(expected, rel=1e-5)
+    # a 10 % error costs the same near and far (plain L1 would weigh the far pixel 4x)
+    near, far = log_l1_loss(p[..., :1, :1], t[..., :1, :1]), log_l1_loss(p[..., :1, 1:], t[..., :1, 1:])
+    assert near == pytest.approx(float(far), rel=1e-5)
+    _, terms = DepthLoss(l1_weight=0.0, log_l1_weight=1.0)(p, t)
+    assert set(terms) == {"log_l1", "silog", "grad"}
+    assert terms["log_l1"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_silog_scale_invariance_and_closed_form():

@@ -89,7 +89,21 @@ def test_interrupted_run_resumes_to_the_same_weights(blob_dataset, tmp_path, rec
     # the whole history survives the resume, row for row
     val = lambda run: [(r["epoch"], r["val/loss"], r["val/abs_rel"]) for r in _rows(run) if r.get("val/loss")]  # noqa: E731
     assert len(val(whole)) == 3 and val(resumed) == val(whole)
-    assert torch.load(resumed / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 9
+    # last.ckpt is the last epoch even when that epoch's val/loss was not the best (Lightning's save_last
+    # alone skips such epochs)
+    for run in (whole, resumed):
+        assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 9
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_validation_got_worse(blob_dataset, tmp_path):
+    class WorseEachEpoch(L.Callback):  # a val/loss that only grows: epoch 0 stays the best
+        def on_validation_epoch_end(self, trainer, pl_module):
+            pl_module.log("val/loss", float(trainer.current_epoch))
+
+    cfg = make_config("depth", blob_dataset, tmp_path / "run", epochs=3, **TINY)
+    run = train(cfg, progress=False, callbacks=[WorseEachEpoch()])
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 9
+    assert torch.load(run / "checkpoints/best.ckpt", weights_only=False)["global_step"] == 3
 
 
 def test_rerun_with_another_config_is_refused(blob_dataset, tmp_path):

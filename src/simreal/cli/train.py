@@ -109,12 +109,14 @@ def _with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
 def depth(
     shared: dict,
     silog_lambda: float = typer.Option(0.85, "--silog-lambda", help="SILog lambda (1: blind to global scale)."),
-    l1_weight: float = typer.Option(1.0, "--l1-weight", help="Weight of L1 on depth / scale."),
+    l1_weight: float = typer.Option(0.1, "--l1-weight", help="Weight of L1 on depth / scale (metric scale)."),
+    log_l1_weight: float = typer.Option(0.0, "--log-l1-weight",
+                                        help="Weight of L1 on log depth (about the relative error, abs_rel)."),
     silog_weight: float = typer.Option(1.0, "--silog-weight", help="Weight of the scale-invariant log loss."),
     grad_weight: float = typer.Option(0.5, "--grad-weight", help="Weight of the gradient-matching loss."),
 ) -> None:
     """Train a monocular depth network (predicts depth in mm)."""
-    _run("depth", silog_lambda=silog_lambda, l1_weight=l1_weight, silog_weight=silog_weight, grad_weight=grad_weight,
+    _run("depth", silog_lambda=silog_lambda, l1_weight=l1_weight, log_l1_weight=log_l1_weight, silog_weight=silog_weight, grad_weight=grad_weight,
          **shared)
 
 

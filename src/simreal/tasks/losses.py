@@ -6,6 +6,8 @@ function returning a scalar (mean over the images of the batch); :class:`DepthLo
 sum of them. Images with no valid pixel contribute 0.
 
 - :func:`l1_depth_loss`: mean absolute error on valid pixels (pass depth / scale for a unitless value).
+- :func:`log_l1_loss`: mean ``|log pred - log target|``, to first order the relative error ``|p - t| / t``
+  (abs_rel) that depth is judged by; metric like L1, but a far pixel weighs no more than a near one.
 - :func:`silog_loss`: scale-invariant log error (Eigen et al. 2014), per image
   ``mean(d^2) - lam * mean(d)^2`` with ``d = log pred - log target``; ``lam = 1`` makes it blind to a
   global scale of the prediction (monocular depth has no absolute scale), ``lam = 0`` is plain log-MSE.
@@ -48,6 +50,14 @@ def l1_depth_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor 
     """Mean |pred - target| over valid pixels, averaged over images. Units of the inputs."""
     valid = _check(pred, target, valid)
     per_image, _ = _per_image_mean((pred - target).abs(), valid)
+    return per_image.mean()
+
+
+def log_l1_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean ``|log pred - log target|`` over valid pixels, averaged over images (unitless)."""
+    valid = _check(pred, target, valid)
+    d = torch.where(valid, torch.log(pred.clamp(min=_EPS)) - torch.log(target.clamp(min=_EPS)), 0.0)
+    per_image, _ = _per_image_mean(d.abs(), valid)
     return per_image.mean()
 
 
@@ -101,10 +111,10 @@ def gradient_matching_loss(
 
 
 class DepthLoss(nn.Module):
-    """Weighted sum ``w_l1 L1(pred/scale, target/scale) + w_silog SILog + w_grad GradMatch``.
+    """Weighted sum ``w_l1 L1(pred/scale, target/scale) + w_logl1 LogL1 + w_silog SILog + w_grad GradMatch``.
 
     Args:
-        l1_weight, silog_weight, grad_weight: term weights (0 disables a term).
+        l1_weight, log_l1_weight, silog_weight, grad_weight: term weights (0 disables a term).
         silog_lambda: SILog's lambda.
         grad_scales: number of scales of the gradient term.
         scale_mm: depth divided by this before L1, so L1 is unitless and comparable across datasets.
@@ -115,19 +125,21 @@ class DepthLoss(nn.Module):
     def __init__(
         self,
         *,
-        l1_weight: float = 1.0,
+        l1_weight: float = 0.1,
         silog_weight: float = 1.0,
         grad_weight: float = 0.5,
+        log_l1_weight: float = 0.0,
         silog_lambda: float = 0.85,
         grad_scales: int = 4,
         scale_mm: float = 1.0,
     ):
         super().__init__()
-        if min(l1_weight, silog_weight, grad_weight) < 0 or l1_weight + silog_weight + grad_weight <= 0:
+        weights = {"l1": l1_weight, "log_l1": log_l1_weight, "silog": silog_weight, "grad": grad_weight}
+        if min(weights.values()) < 0 or sum(weights.values()) <= 0:
             raise SimrealError("depth loss weights must be >= 0 and not all 0")
         if scale_mm <= 0:
             raise SimrealError(f"depth scale must be positive, got {scale_mm}")
-        self.weights = {"l1": l1_weight, "silog": silog_weight, "grad": grad_weight}
+        self.weights = weights
         self.silog_lambda = silog_lambda
         self.grad_scales = grad_scales
         self.scale_mm = scale_mm
@@ -138,6 +150,8 @@ class DepthLoss(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         if self.weights["l1"] > 0:
             terms["l1"] = l1_depth_loss(pred / self.scale_mm, target / self.scale_mm, valid)
+        if self.weights["log_l1"] > 0:
+            terms["log_l1"] = log_l1_loss(pred, target, valid)
         if self.weights["silog"] > 0:
             terms["silog"] = silog_loss(pred, target, valid, lam=self.silog_lambda)
         if self.weights["grad"] > 0:

@@ -169,7 +169,7 @@ class DepthModule(TaskModule):
         self.depth_scale_mm = float(scale)
         lo = config.loss
         self.loss_fn = DepthLoss(
-            l1_weight=lo.l1_weight, silog_weight=lo.silog_weight, grad_weight=lo.grad_weight,
+            l1_weight=lo.l1_weight, log_l1_weight=lo.log_l1_weight, silog_weight=lo.silog_weight, grad_weight=lo.grad_weight,
             silog_lambda=lo.silog_lambda, grad_scales=lo.grad_scales, scale_mm=float(scale),
         )
 

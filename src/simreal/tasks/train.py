@@ -171,11 +171,18 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
         module.net.freeze_encoder()
 
     monitor = "val/loss" if val_ds is not None else "train/loss_epoch"
-    ckpt_cb = ModelCheckpoint(
-        dirpath=run / "checkpoints", filename="best", monitor=monitor, mode="min", save_top_k=1, save_last=True,
-        every_n_epochs=1, auto_insert_metric_name=False,
+    # Two checkpoint callbacks, not one with save_last=True: Lightning 2.6 writes "last" only in an epoch
+    # whose monitored value improved, so a resume would silently drop the epochs after the best one.
+    # The "best" one comes first so that each last.ckpt holds the updated best-score state.
+    best_cb = ModelCheckpoint(
+        dirpath=run / "checkpoints", filename="best", monitor=monitor, mode="min", save_top_k=1,
+        every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False,
     )
-    cbs: list[Callback] = [ckpt_cb, _EpochSeed(resolved.seed), *callbacks]
+    last_cb = ModelCheckpoint(
+        dirpath=run / "checkpoints", filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+        auto_insert_metric_name=False, enable_version_counter=False,
+    )
+    cbs: list[Callback] = [best_cb, last_cb, _EpochSeed(resolved.seed), *callbacks]
     if progress:
         cbs.append(RichProgressBar())
     loaders = [tdata.make_loader(train_ds, d.batch_size, resolved.seed, True, d.num_workers)]
