@@ -52,7 +52,7 @@ SCALE_PRESETS = {
     "smoke": BaselineScale(size=48, n_train=48, n_test=12, n_colons=2, depth_epochs=2, seg_epochs=2, batch_size=8,
                            channels=(8, 16, 32)),
     # this CPU, under 30 minutes
-    "small": BaselineScale(size=128, n_train=2400, n_test=240, n_colons=6, depth_epochs=13, seg_epochs=7,
+    "small": BaselineScale(size=128, n_train=2400, n_test=240, n_colons=6, depth_epochs=15, seg_epochs=10,
                            batch_size=8, channels=(8, 16, 32, 64, 128)),
     # a GPU
     "full": BaselineScale(size=256, n_train=20000, n_test=1000, n_colons=20, depth_epochs=40, seg_epochs=40,
@@ -120,6 +120,10 @@ def run_baseline(*, out: Path, scale: str, seed: int = 0, workers: int = 2, real
             dest, lambda: predict(run, src, dest, progress=False)))
     st.run("eval depth synthetic", lambda: evaluate_depth(preds / "depth_synth", test_dir, evals / "depth_synth", scaling="none"))
     st.run("eval depth synthetic (median scaled)", lambda: evaluate_depth(preds / "depth_synth", test_dir, evals / "depth_synth_median", scaling="median"))
+    # One least-squares scale for the whole test colon (SimCol3D's per-trajectory protocol): what a single
+    # known size per video, e.g. from a tool of known width, would give.
+    st.run("eval depth synthetic (one scale per colon)", lambda: evaluate_depth(
+        preds / "depth_synth", test_dir, evals / "depth_synth_sequence", scaling="lsq", per="sequence"))
     st.run("eval seg synthetic", lambda: evaluate_seg(preds / "seg_synth", test_dir, evals / "seg_synth"))
     st.run("eval seg CVC", lambda: evaluate_seg(preds / "seg_cvc", cvc_dir, evals / "seg_cvc"))
 
@@ -141,6 +145,7 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
     evals = out / "eval"
     depth = stages.read_summary(evals / "depth_synth")
     depth_med = stages.read_summary(evals / "depth_synth_median")
+    depth_seq = stages.read_summary(evals / "depth_synth_sequence")
     seg_rows = stages.read_rows(evals / "seg_synth")
     cvc_rows = stages.read_rows(evals / "seg_cvc")
 
@@ -164,13 +169,14 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
     depth_rows = [
         {"scaling": label, **{m: s["metrics"][m]["mean"] for m in metric_names},
          "n": s["metrics"]["abs_rel"]["n"]}
-        for label, s in (("none (metric)", depth), ("median per image", depth_med))
+        for label, s in (("none (metric)", depth), ("median per image", depth_med),
+                         ("least squares, one scale per colon", depth_seq))
     ]
     targets = [
-        {"target": "synthetic depth abs_rel, metric (no scaling)", "value": depth_rows[0]["abs_rel"],
-         "threshold": f"<= {DEPTH_TARGET_ABS_REL}", "met": bool(depth_rows[0]["abs_rel"] <= DEPTH_TARGET_ABS_REL)},
         {"target": "synthetic depth abs_rel, per-image median scaling", "value": depth_rows[1]["abs_rel"],
          "threshold": f"<= {DEPTH_TARGET_ABS_REL}", "met": bool(depth_rows[1]["abs_rel"] <= DEPTH_TARGET_ABS_REL)},
+        {"target": "synthetic depth abs_rel, metric (no scaling)", "value": depth_rows[0]["abs_rel"],
+         "threshold": f"<= {DEPTH_TARGET_ABS_REL}", "met": bool(depth_rows[0]["abs_rel"] <= DEPTH_TARGET_ABS_REL)},
         {"target": f"synthetic polyp Dice (frames with a polyp, n={n_polyp_frames})", "value": dice_polyp_frames,
          "threshold": f">= {SEG_TARGET_DICE}", "met": bool(dice_polyp_frames >= SEG_TARGET_DICE)},
     ]
@@ -193,7 +199,8 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
         "Metric depth (no scaling) is ill-posed for this forward model on purpose: light power and auto-exposure "
         "are randomised per frame, as on a real endoscope, so image brightness does not fix the scale; only "
         "anatomical priors do. The scale-invariant figure (per-image median scaling, the usual protocol for "
-        "monocular endoscopic depth) measures the shape of the predicted depth."
+        "monocular endoscopic depth) measures the shape of the predicted depth; one least-squares scale per "
+        "colon (SimCol3D's per-trajectory protocol) sits between the two."
     )
     if cvc_test < 0.5:
         notes.append(f"Synthetic-only segmentation transfers poorly to real frames (CVC TEST Dice {cvc_test:.3f}): "
@@ -212,7 +219,7 @@ def _collect(out: Path, cfg: BaselineScale, scale: str, seed: int, test_dir: Pat
         "figures": figures,
         "notes": notes,
         "metrics": {
-            "depth_synth": depth, "depth_synth_median": depth_med,
+            "depth_synth": depth, "depth_synth_median": depth_med, "depth_synth_sequence": depth_seq,
             "seg_synth_dice_polyp_frames": {"mean": dice_polyp_frames, "n": n_polyp_frames},
             "seg_cvc_dice_all": {"mean": cvc_all, "n": n_cvc},
             "seg_cvc_dice_test": {"mean": cvc_test, "n": n_cvc_test, "sequences": test_groups},
