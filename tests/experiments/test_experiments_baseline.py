@@ -64,3 +64,18 @@ def test_bad_requests_exit_2(tmp_path: Path) -> None:
     assert no_data.returncode == 2 and "CVC-ClinicDB not found" in no_data.stderr
     assert not (tmp_path / "y").exists()
     assert simreal("report", str(tmp_path)).returncode == 2
+
+
+@needs_cvc
+def test_folder_of_an_older_preset_is_refused(smoke_run: Path, tmp_path: Path) -> None:
+    from simreal.errors import SimrealError
+    from simreal.experiments.baseline import run_baseline
+
+    arguments = json.loads((smoke_run / ".stages" / "arguments.json").read_text())
+    arguments["preset"]["depth_epochs"] += 1  # what the folder looks like after the preset changed
+    old = tmp_path / "old"
+    (old / ".stages").mkdir(parents=True)
+    (old / ".stages" / "arguments.json").write_text(json.dumps(arguments))
+    with pytest.raises(SimrealError, match="preset differ"):
+        run_baseline(out=old, scale="smoke", real_data=SHARED_DATA, log=lambda _: None)
+    assert sorted(p.name for p in old.iterdir()) == [".stages"]  # refused before any work

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from simreal.errors import SimrealError
-
 
 def _rss_mb(pid: int | str = "self") -> float:
     """Current resident set size of a process (default this one) in MiB (Linux /proc; 0 elsewhere or
@@ -81,9 +79,8 @@ def bench_render(
         size: image size in pixels.
         workers: worker counts to measure.
         seed: dataset seed.
-        anatomy: a mesh PLY; default the procedural colon ``make_colon(seed)`` (or a straight tube of
-            ~100k triangles when the procedural colon is not installed), built once before timing and
-            passed to every render as a temporary PLY (so building it is not timed).
+        anatomy: a mesh PLY; default the procedural colon ``make_colon(seed)``, built once before timing
+            and passed to every render as a temporary PLY (so building it is not timed).
         normals: also write the normals files (the costliest file to encode).
 
     Returns:
@@ -97,13 +94,8 @@ def bench_render(
         if anatomy is None:
             from simreal.anatomy.mesh import save_mesh
 
-            try:
-                mesh, _ = load_anatomy(None, seed)
-                name = "procedural colon"
-            except SimrealError:  # the procedural colon is not installed
-                from simreal.render.tube import tube_mesh
-
-                mesh, name = tube_mesh(segments=256, rings=200), "tube"
+            mesh, _ = load_anatomy(None, seed)
+            name = "procedural colon"
             # Built once here; otherwise every timed render_colon_dataset call would rebuild it.
             anatomy = save_mesh(mesh, tmp_path / "anatomy.ply")
         else:

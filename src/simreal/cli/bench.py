@@ -53,7 +53,6 @@ def train(
     from rich.console import Console
 
     from simreal.bench.train import bench_train
-
     from simreal.errors import SimrealError
 
     try:

@@ -22,21 +22,18 @@ def demo(
     finished demo folder is reused, never overwritten; one made with other arguments is refused.
     """
     from simreal.anatomy.colon import make_colon
-    from simreal.anatomy.mesh import save_mesh
+    from simreal.anatomy.mesh import load_mesh, save_mesh
     from simreal.data.contact_sheet import contact_sheet
-    from simreal.data.reader import validate_dataset
-    from simreal.render.run import render_colon_dataset
-
-    from simreal.anatomy.mesh import load_mesh
-    from simreal.data.reader import DatasetReader
+    from simreal.data.reader import DatasetReader, validate_dataset
     from simreal.errors import SimrealError
+    from simreal.render.run import render_colon_dataset
 
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     mesh_path = out / "colon.ply"
     frames = out / "frames"
     if mesh_path.exists() and load_mesh(mesh_path).metadata.get("seed") != seed:
-        raise SimrealError(f"holds a demo colon of another seed; use another --out or --seed", mesh_path)
+        raise SimrealError("holds a demo colon of another seed; use another --out or --seed", mesh_path)
     if frames.exists():
         info = DatasetReader(frames).info
         if (info.seed, info.n_samples, info.image_size) != (seed, n, (size, size)):

@@ -10,6 +10,7 @@ from typing import Callable, Optional
 import typer
 
 from simreal.errors import SimrealError
+from simreal.tasks.config import LossConfig
 
 app = typer.Typer(help="Train depth or segmentation networks (Lightning; resumable runs).", no_args_is_help=True)
 
@@ -108,23 +109,27 @@ def _with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
 @_task_command("depth")
 def depth(
     shared: dict,
-    silog_lambda: float = typer.Option(0.85, "--silog-lambda", help="SILog lambda (1: blind to global scale)."),
-    l1_weight: float = typer.Option(0.1, "--l1-weight", help="Weight of L1 on depth / scale (metric scale)."),
-    log_l1_weight: float = typer.Option(0.0, "--log-l1-weight",
+    silog_lambda: float = typer.Option(LossConfig.silog_lambda, "--silog-lambda",
+                                       help="SILog lambda (1: blind to global scale)."),
+    l1_weight: float = typer.Option(LossConfig.l1_weight, "--l1-weight",
+                                    help="Weight of L1 on depth / scale (ties the prediction to metric scale)."),
+    log_l1_weight: float = typer.Option(LossConfig.log_l1_weight, "--log-l1-weight",
                                         help="Weight of L1 on log depth (about the relative error, abs_rel)."),
-    silog_weight: float = typer.Option(1.0, "--silog-weight", help="Weight of the scale-invariant log loss."),
-    grad_weight: float = typer.Option(0.5, "--grad-weight", help="Weight of the gradient-matching loss."),
+    silog_weight: float = typer.Option(LossConfig.silog_weight, "--silog-weight",
+                                       help="Weight of the scale-invariant log loss."),
+    grad_weight: float = typer.Option(LossConfig.grad_weight, "--grad-weight",
+                                      help="Weight of the gradient-matching loss."),
 ) -> None:
     """Train a monocular depth network (predicts depth in mm)."""
-    _run("depth", silog_lambda=silog_lambda, l1_weight=l1_weight, log_l1_weight=log_l1_weight, silog_weight=silog_weight, grad_weight=grad_weight,
-         **shared)
+    _run("depth", silog_lambda=silog_lambda, l1_weight=l1_weight, log_l1_weight=log_l1_weight,
+         silog_weight=silog_weight, grad_weight=grad_weight, **shared)
 
 
 @_task_command("seg")
 def seg(
     shared: dict,
-    dice_weight: float = typer.Option(1.0, "--dice-weight", help="Weight of the Dice loss."),
-    ce_weight: float = typer.Option(1.0, "--ce-weight", help="Weight of the cross-entropy loss."),
+    dice_weight: float = typer.Option(LossConfig.dice_weight, "--dice-weight", help="Weight of the Dice loss."),
+    ce_weight: float = typer.Option(LossConfig.ce_weight, "--ce-weight", help="Weight of the cross-entropy loss."),
 ) -> None:
     """Train a segmentation network (class ids from the dataset's mask classes)."""
     _run("seg", dice_weight=dice_weight, ce_weight=ce_weight, **shared)

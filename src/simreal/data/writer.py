@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,10 +30,10 @@ def partial_dir(out_dir: Path) -> Path:
     return out_dir.with_name(out_dir.name + ".partial")
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically with sorted keys (same object, same bytes)."""
+def write_json(path: Path, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
+    """Write JSON atomically with sorted keys (same object, same bytes); ``default`` as in ``json.dumps``."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=default) + "\n")
     os.replace(tmp, path)
 
 

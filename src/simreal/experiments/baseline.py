@@ -80,7 +80,9 @@ def run_baseline(*, out: Path, scale: str, seed: int = 0, workers: int = 2, real
     if not cvc_src.is_dir():
         raise SimrealError("CVC-ClinicDB not found (pass --real-data FOLDER holding cvc-clinicdb_256/)", cvc_src)
     out.mkdir(parents=True, exist_ok=True)
-    st = stages.Stages(out, {"experiment": "baseline", "scale": scale, "seed": seed, "real_data": real_data.resolve()}, log)
+    # The preset's values, not just its name: a folder made with an older preset must not be reused.
+    st = stages.Stages(out, {"experiment": "baseline", "scale": scale, "preset": dataclasses.asdict(cfg), "seed": seed,
+                             "real_data": real_data.resolve()}, log)
     data, runs, preds, evals = out / "data", out / "runs", out / "predictions", out / "eval"
 
     # 1. data: training colons use seeds seed*1000 + k; the test colon a seed no training colon uses.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from simreal.data.writer import write_json
 from simreal.errors import SimrealError
 
 
@@ -92,9 +92,7 @@ def mean_of(rows: list[dict[str, str]], column: str, keep: Callable[[dict[str, s
 
 def write_results(out: Path, results: dict[str, Any]) -> Path:
     path = out / "results.json"
-    tmp = path.with_name(".results.json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    write_json(path, results, default=_jsonable)
     return path
 
 

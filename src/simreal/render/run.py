@@ -64,10 +64,8 @@ def load_anatomy(anatomy: str | Path | None, seed: int) -> tuple[AnatomyMesh, di
         mesh = load_mesh(path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return mesh, {"path": str(path.resolve()), "sha256": digest, "metadata": mesh.metadata}
-    try:
-        from simreal.anatomy.colon import make_colon
-    except ImportError:
-        raise SimrealError("the procedural colon (simreal.anatomy.colon) is not available; pass --anatomy") from None
+    from simreal.anatomy.colon import make_colon
+
     mesh = make_colon(seed)
     return mesh, {"generator": "simreal.anatomy.colon.make_colon", "seed": seed, "metadata": mesh.metadata}
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from numbers import Integral
 from dataclasses import dataclass, field, fields
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal
 

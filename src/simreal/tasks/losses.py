@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simreal.errors import SimrealError
+from simreal.tasks.config import LossConfig
 
 _EPS = 1e-6
 
@@ -113,7 +114,7 @@ def gradient_matching_loss(
 class DepthLoss(nn.Module):
     """Weighted sum ``w_l1 L1(pred/scale, target/scale) + w_logl1 LogL1 + w_silog SILog + w_grad GradMatch``.
 
-    Args:
+    Args (defaults: :class:`~simreal.tasks.config.LossConfig`'s):
         l1_weight, log_l1_weight, silog_weight, grad_weight: term weights (0 disables a term).
         silog_lambda: SILog's lambda.
         grad_scales: number of scales of the gradient term.
@@ -125,12 +126,12 @@ class DepthLoss(nn.Module):
     def __init__(
         self,
         *,
-        l1_weight: float = 0.1,
-        silog_weight: float = 1.0,
-        grad_weight: float = 0.5,
-        log_l1_weight: float = 0.0,
-        silog_lambda: float = 0.85,
-        grad_scales: int = 4,
+        l1_weight: float = LossConfig.l1_weight,
+        silog_weight: float = LossConfig.silog_weight,
+        grad_weight: float = LossConfig.grad_weight,
+        log_l1_weight: float = LossConfig.log_l1_weight,
+        silog_lambda: float = LossConfig.silog_lambda,
+        grad_scales: int = LossConfig.grad_scales,
         scale_mm: float = 1.0,
     ):
         super().__init__()
