@@ -36,7 +36,7 @@ def write_tiny_dataset(root: Path, n: int = 3, size: tuple[int, int] = (8, 8), s
         normals[..., 2] = -1.0
         mask = np.zeros(size, np.uint8)
         mask[: h // 2, : w // 2] = 1
-        cam = Camera(width=w, height=h, fx=4.0, fy=4.0, cx=w / 2, cy=h / 2, pose=tuple(map(tuple, np.eye(4))))
+        cam = Camera(width=w, height=h, fx=4.0, fy=4.0, cx=(w - 1) / 2, cy=(h - 1) / 2, pose=tuple(map(tuple, np.eye(4))))
         writer.write(
             SampleRecord(id=f"{i:06d}", files={}, camera=cam, params={"i": i}, group=f"seq{i % 2}"),
             {

@@ -86,19 +86,17 @@ def write_config_file(path: str | Path, obj: Any) -> Path:
 
     Keys are sorted, so the same config gives the same bytes.
     """
-    from simreal.data.writer import write_json
+    from simreal.atomic import write_json, write_text
 
     path = Path(path)
+    if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise SimrealError("config files are written as YAML (.yaml, .yml) or JSON (.json)", path)
     plain = to_plain(obj)
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(yaml.safe_dump(plain, sort_keys=True, default_flow_style=None))
-        tmp.replace(path)
+        write_text(path, yaml.safe_dump(plain, sort_keys=True, default_flow_style=None))
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, plain)
     return path
 

@@ -1,4 +1,5 @@
-"""Anatomy from CT: a synthetic tube phantom with known geometry, label resolution, errors, real data."""
+"""Anatomy from CT: the label surface of a synthetic tube phantom, label resolution, errors, and the real
+TotalSegmentator example (label and lumen surfaces). The lumen on a synthetic CT phantom: test_anatomy_lumen.py."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import nibabel as nib
 import numpy as np
 import pytest
 import trimesh
+from scipy import ndimage
 
 from simreal.anatomy.from_ct import load_label_map, mask_surface, mesh_from_ct, resolve_label
+from simreal.anatomy.lumen import sample_trilinear
+from simreal.data.volumes import read_volume
 from simreal.errors import SimrealError
+from simreal_testing import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "totalsegmentator_ct"
+SHARED = SHARED_DATA / "totalsegmentator_ct"
+needs_data = pytest.mark.skipif(
+    not SHARED.is_dir(), reason="needs ../shared/data/totalsegmentator_ct beside the checkout (real TotalSegmentator CT)"
+)
 RADIUS_MM = 6.0
 SPACING = np.array([0.8, 0.9, 1.5])
 ORIGIN = np.array([12.0, -30.0, 100.0])
@@ -60,8 +68,9 @@ def _inside_mask(points: np.ndarray, labels: np.ndarray, affine: np.ndarray, lab
 @pytest.mark.parametrize("flip_x", [False, True])
 def test_tube_phantom_surface_and_centerline(tmp_path, flip_x):
     ct, seg = write_pair(tmp_path, flip_x)
-    mesh = mesh_from_ct(ct, seg, "colon", smooth_iterations=5)
+    mesh = mesh_from_ct(ct, seg, "colon", surface="label", smooth_iterations=5)
     assert mesh.metadata["generator"] == "ct-surface" and mesh.metadata["label_id"] == 20
+    assert mesh.metadata["surface"] == "label"
     assert mesh.metadata["mean_hu_in_label"] == pytest.approx(-800.0)  # CT and labels aligned
     v = mesh.vertices.astype(np.float64)
     z_lo, z_hi = ORIGIN[2] + 4 * SPACING[2], ORIGIN[2] + 35 * SPACING[2]
@@ -131,10 +140,10 @@ def test_from_ct_errors_name_files(tmp_path):
     assert err.value.path == tmp_path / "broken.nii.gz"
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared/data/totalsegmentator_ct not checked out")
+@needs_data
 def test_real_totalsegmentator_colon_inside():
     seg = SHARED / "example_seg.nii.gz"
-    mesh = mesh_from_ct(SHARED / "example_ct_sm.nii.gz", seg, "colon")
+    mesh = mesh_from_ct(SHARED / "example_ct_sm.nii.gz", seg, "colon", surface="label")
     img = nib.load(seg)
     labels = np.asarray(img.dataobj)
     assert _inside_mask(mesh.centerline, labels, img.affine, 20).all()
@@ -145,10 +154,45 @@ def test_real_totalsegmentator_colon_inside():
         mesh_from_ct(SHARED / "example_ct.nii.gz", seg, "colon")
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared/data/totalsegmentator_ct not checked out")
+def _check_real_lumen(ct_path, seg_path) -> None:
+    """The lumen of a real colon: in the gas, inside the (grown) label, narrower than the label."""
+    lumen = mesh_from_ct(ct_path, seg_path, "colon")  # colon: the lumen by default
+    label = mesh_from_ct(ct_path, seg_path, "colon", surface="label")
+    md = lumen.metadata
+    assert md["surface"] == "lumen" and md["contents"] == "air" and md["air_voxels"] > 1000
+    assert len(lumen.faces) > 2000 and np.linalg.norm(np.diff(lumen.centerline, axis=0), axis=1).sum() > 20.0
+    # The surface is the -500 HU iso-surface of this CT: sampled back through the affine, it reads ~-500.
+    ct = read_volume(ct_path)
+    assert abs(md["median_hu_on_surface"] + 500) < 60
+    assert abs(np.median(sample_trilinear(ct.array, lumen.vertices.astype(np.float64), ct.affine)) + 500) < 60
+    # A camera on the centerline is in the gas; the lumen is narrower than the whole organ.
+    assert np.mean(sample_trilinear(ct.array, lumen.centerline, ct.affine) < -500) > 0.95
+    assert np.median(lumen.centerline_radius) < 0.7 * np.median(label.centerline_radius)
+    assert md["lumen_voxels"] < label.metadata["mask_voxels"] and md["mean_hu_in_lumen"] < -800
+    # Within the label grown by the margin (3 mm) plus the voxel diagonal.
+    img = nib.load(seg_path)
+    out = ndimage.distance_transform_edt(np.asarray(img.dataobj) != 20, sampling=img.header.get_zooms()[:3])
+    gap = sample_trilinear(out.astype(np.float32), lumen.vertices.astype(np.float64), img.affine)
+    assert gap.max() < md["margin_mm"] + float(np.linalg.norm(img.header.get_zooms()[:3]))
+    # Virtual cleansing only ever adds lumen.
+    clean = mesh_from_ct(ct_path, seg_path, "colon", contents="air+fluid")
+    assert clean.metadata["lumen_voxels"] >= md["lumen_voxels"]
+
+
+@needs_data
+def test_real_colon_lumen_nifti():
+    _check_real_lumen(SHARED / "example_ct_sm.nii.gz", SHARED / "example_seg.nii.gz")
+
+
+@needs_data
+def test_real_colon_lumen_dicom_series():
+    _check_real_lumen(SHARED / "example_ct_dicom", SHARED / "example_seg_dicom.nii.gz")
+
+
+@needs_data
 def test_real_dicom_series_with_its_segmentation():
     seg = SHARED / "example_seg_dicom.nii.gz"
-    mesh = mesh_from_ct(SHARED / "example_ct_dicom", seg, "colon")
+    mesh = mesh_from_ct(SHARED / "example_ct_dicom", seg, "colon", surface="label")
     img = nib.load(seg)
     assert _inside_mask(mesh.centerline, np.asarray(img.dataobj), img.affine, 20).all()
     assert mesh.metadata["mean_hu_in_label"] < -200

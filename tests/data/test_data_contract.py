@@ -109,7 +109,7 @@ def test_not_a_dataset(tmp_path: Path) -> None:
     with pytest.raises(SimrealError, match="not found"):
         DatasetReader(tmp_path / "nope")
     (tmp_path / "dataset.json").write_text("{broken")
-    with pytest.raises(SimrealError, match="unreadable"):
+    with pytest.raises(SimrealError, match="dataset.json: not valid JSON"):
         DatasetReader(tmp_path)
 
 
@@ -132,6 +132,19 @@ def test_torch_dataset_types_and_resize(tiny_dataset: Path) -> None:
     assert batch.image.shape == (2, 3, 4, 4) and batch.ids == ["000000", "000001"]
     with pytest.raises(SimrealError, match="no 'instance' labels"):
         SimrealDataset(tiny_dataset, kinds=("instance",))
+
+
+def test_scale_camera_keeps_a_centred_principal_point_centred() -> None:
+    from simreal.data.format import Camera
+    from simreal.data.torch_dataset import scale_camera
+
+    cam = Camera(width=8, height=6, fx=4.0, fy=4.0, cx=3.5, cy=2.5)  # OpenCV: centre at ((W-1)/2, (H-1)/2)
+    small = scale_camera(cam, (3, 4))
+    assert (small.width, small.height, small.fx, small.fy) == (4, 3, 2.0, 2.0)
+    assert (small.cx, small.cy) == (1.5, 1.0)  # (4 - 1) / 2, (3 - 1) / 2
+    # a point keeps its place in the image: the left edge of pixel 0 (u = -0.5) stays the left edge
+    assert scale_camera(Camera(width=8, height=6, fx=4.0, fy=4.0, cx=-0.5, cy=-0.5), (3, 4)).cx == -0.5
+    assert scale_camera(cam, (6, 8)) is cam
 
 
 def test_resize_label_never_blends() -> None:

@@ -11,11 +11,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from simreal.cli.dataset_import import app as import_app
+from simreal_testing import SHARED_DATA
 from simreal.data.external.cvc import CVC_SEQUENCES, cvc_group, cvc_sequence, import_cvc, import_kvasir
 from simreal.data.reader import DatasetReader, validate_dataset
 from simreal.errors import SimrealError
 
-REAL_CVC = Path("/work/shared/data/cvc-clinicdb_256")
+REAL_CVC = SHARED_DATA / "cvc-clinicdb_256"
 
 
 def test_sequence_table_covers_1_to_612_without_gaps():
@@ -98,9 +99,18 @@ def test_cli_import_cvc(tmp_path):
     r = CliRunner().invoke(import_app, ["cvc", str(src), "--out", str(tmp_path / "ds"), "--size", "8"])
     assert r.exit_code == 0, r.output
     assert "wrote 2 samples (8x8, 2 groups" in r.output
+    quiet = CliRunner().invoke(import_app, ["cvc", str(src), "--out", str(tmp_path / "ds2"), "--no-progress"])
+    assert quiet.exit_code == 0, quiet.output
 
 
-@pytest.mark.skipif(not REAL_CVC.is_dir(), reason="real CVC-ClinicDB copy not present")
+def test_import_reports_progress(tmp_path):
+    src = make_layout(tmp_path / "cvc", [1, 2, 3])
+    seen = []
+    import_cvc(src, tmp_path / "ds", progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.skipif(not REAL_CVC.is_dir(), reason="needs ../shared/data/cvc-clinicdb_256 beside the checkout")
 def test_real_cvc_clinicdb(tmp_path):
     ds = DatasetReader(import_cvc(REAL_CVC, tmp_path / "cvc", size=8))
     assert len(ds) == 609  # 612 frames, 133, 419 and 480 missing from this copy

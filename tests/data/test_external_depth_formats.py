@@ -15,12 +15,23 @@ from simreal.errors import SimrealError
 
 
 def test_simcol_convention():
-    raw = np.array([[0, 255 * 256, 255 * 128, 65535]], np.uint16)
+    raw = np.array([[0, 255 * 256, 255 * 128, 65534]], np.uint16)
     mm = simcol_depth_mm(raw)
     # depth_cm = v / 255 / 256 * 20: 65280 -> 20 cm = 200 mm; half of it -> 100 mm.
     assert mm[0, :3] == pytest.approx([0.0, 200.0, 100.0])
-    assert mm[0, 3] == pytest.approx(65535 / 65280 * 200, rel=1e-6)
+    assert mm[0, 3] == pytest.approx(65534 / 65280 * 200, rel=1e-6)  # above 65280 but not saturated: kept
     assert np.array_equal(simcol_depth_raw(mm), raw)
+
+
+def test_simcol_saturated_code_is_no_depth(tmp_path):
+    # 65535 means "at or beyond the far limit": no valid depth (0), not a distance of 200.78 mm.
+    raw = np.array([[65535, 65534], [1000, 65535]], np.uint16)
+    expected = np.array([[0.0, 65534 / 65280 * 200], [1000 / 65280 * 200, 0.0]], np.float32)
+    np.testing.assert_allclose(simcol_depth_mm(raw), expected, rtol=1e-6)
+    write_uint16_png(tmp_path / "Depth_0000.png", raw)
+    assert (read_simcol_depth(tmp_path / "Depth_0000.png") == 0).tolist() == [[True, False], [False, True]]
+    # and a depth beyond the deepest code is stored as that code, never as the "no depth" one
+    assert simcol_depth_raw(np.array([500.0]))[0] == 65534
 
 
 def test_c3vd_convention():

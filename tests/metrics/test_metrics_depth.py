@@ -1,4 +1,4 @@
-"""Depth metrics: closed forms, a hand-computed 3x2 case, scaling, SSIM against torchmetrics, errors."""
+"""Depth metrics: closed forms, a hand-computed 3x2 case, scaling, SSIM against torchmetrics and with holes, errors."""
 
 from __future__ import annotations
 
@@ -85,6 +85,51 @@ def test_ssim_matches_torchmetrics(shape, sigma):
     ).item()
     assert ours == pytest.approx(ref, abs=1e-9)
     assert ours < 0.99  # the noise is visible: not a tautology
+
+
+def _holes(shape, seed):
+    """A random depth map and a mask with a rectangular hole and scattered missing pixels."""
+    rng = np.random.default_rng(seed)
+    gt = rng.uniform(20, 80, shape)
+    mask = rng.random(shape) > 0.1
+    mask[3:9, 5:12] = False
+    return gt, mask
+
+
+def test_ssim_ignores_values_inside_holes():
+    gt, mask = _holes((24, 20), 4)
+    pred = gt + np.random.default_rng(5).normal(0, 6, gt.shape)
+    base = ssim(pred, gt, mask)
+    rng = np.random.default_rng(6)
+    pred2, gt2 = pred.copy(), gt.copy()
+    pred2[~mask] = rng.uniform(-1e3, 1e3, (~mask).sum())
+    gt2[~mask] = rng.uniform(0, 1e3, (~mask).sum())
+    assert ssim(pred2, gt2, mask) == pytest.approx(base, abs=1e-12)
+    pred2[~mask] = np.nan  # e.g. a network's NaN where there is no surface
+    assert ssim(pred2, gt2, mask) == pytest.approx(base, abs=1e-12)
+    assert 0.2 < base < 0.99
+    # Through depth_metrics: gt = 0 marks the holes, whatever the prediction says there.
+    gt0 = np.where(mask, gt, 0.0)
+    assert depth_metrics(pred2, gt0)["ssim"] == pytest.approx(base, abs=1e-12)
+
+
+def test_ssim_with_holes_is_one_when_valid_parts_agree():
+    gt, mask = _holes((16, 16), 7)
+    pred = np.where(mask, gt, 123.0)  # differs only inside the holes
+    assert ssim(pred, np.where(mask, gt, 0.0), mask) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_ssim_holes_add_no_structure():
+    """Constant maps: variances are 0, so SSIM is the luminance term (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1)
+    at every valid pixel. Zero-filled holes would add false edges next to every hole and change it."""
+    _, mask = _holes((20, 20), 8)
+    gt = np.where(mask, 50.0, 0.0)
+    pred = np.full(gt.shape, 60.0)
+    c1 = (0.01 * 1.0) ** 2  # constant gt: data range 1
+    expected = (2 * 50 * 60 + c1) / (50**2 + 60**2 + c1)
+    assert ssim(pred, gt, mask) == pytest.approx(expected, rel=1e-8)  # E[x^2] - E[x]^2 rounding only
+    # Treating the holes as data (zeros) measures the hole edges instead:
+    assert ssim(pred, gt, np.ones(gt.shape, bool)) != pytest.approx(expected, rel=1e-3)
 
 
 def test_errors_name_the_sample():

@@ -63,9 +63,47 @@ def test_evaluate_depth_rows_and_summary(depth_pair, tmp_path):
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk == s
     assert s["n"] == 4 and s["metrics"]["abs_rel"]["n"] == 4
-    assert set(s["metrics"]["rmse"]) == {"mean", "std", "median", "n", "n_nan"}
+    assert s["n_frames"] == 4 and s["n_groups"] == 2
+    assert set(s["metrics"]["rmse"]) == {"mean", "std", "median", "n", "n_nan", "n_groups", "group_mean", "group_ci_low", "group_ci_high"}
     assert s["metrics"]["abs_rel"]["mean"] == pytest.approx((1 + 2 + 1 + 1) / 4)
+    # seqA: abs_rel 1 and 2, seqB: 1 and 1 -> group means 1.5 and 1; two groups resampled: CI [1, 1.5].
+    a = s["metrics"]["abs_rel"]
+    assert a["n_groups"] == 2 and a["group_mean"] == pytest.approx(1.25)
+    assert (a["group_ci_low"], a["group_ci_high"]) == (pytest.approx(1.0), pytest.approx(1.5))
     assert s["settings"]["scaling"] == "none"
+
+
+def test_group_summary_weighs_groups_equally_and_is_deterministic(depth_pair, tmp_path):
+    _, _, gts = depth_pair
+    factor = {"000": 2.0, "001": 3.0, "002": 2.0, "003": 2.0}  # abs_rel 1, 2, 1, 1
+    groups = {"000": "seqA", "001": "seqA", "002": "seqA", "003": "seqB"}  # unequal sizes
+    gt = write_ds(tmp_path / "gt3", {k: {"depth": v} for k, v in gts.items()}, groups)
+    pred = write_ds(tmp_path / "pred3", {k: {"depth": v * factor[k]} for k, v in gts.items()})
+    s = evaluate_depth(pred, gt, tmp_path / "e1")
+    a = s["metrics"]["abs_rel"]
+    assert a["mean"] == pytest.approx(1.25)  # frames weigh equally
+    assert a["group_mean"] == pytest.approx((4 / 3 + 1) / 2)  # groups weigh equally
+    assert (a["group_ci_low"], a["group_ci_high"]) == (pytest.approx(1.0), pytest.approx(4 / 3))
+    assert s["n_groups"] == 2 and s["group_stats"]["n_boot"] > 0 and "each group weighs equally" in s["group_stats"]["estimand"]
+    again = json.loads((tmp_path / "e1" / "summary.json").read_text())
+    assert evaluate_depth(pred, gt, tmp_path / "e1")["metrics"] == again["metrics"]  # same seed, same CI
+    # No groups: frame-level summary only, n_groups null.
+    flat = write_ds(tmp_path / "gt0", {k: {"depth": v} for k, v in gts.items()})
+    s0 = evaluate_depth(pred, flat, tmp_path / "e3")
+    assert s0["n_groups"] is None and s0["n_frames"] == 4 and "group_mean" not in s0["metrics"]["abs_rel"]
+    # Some samples without a group: no group statistics, and the summary says why.
+    part = write_ds(tmp_path / "gtp", {k: {"depth": v} for k, v in gts.items()}, {"000": "seqA", "001": "seqA"})
+    sp = evaluate_depth(pred, part, tmp_path / "e4")
+    assert sp["n_groups"] is None and "2 of 4 ground-truth samples have no group" in sp["note"]
+
+
+def test_progress_bar_goes_to_stderr(depth_pair, tmp_path, capsys):
+    pred, gt, _ = depth_pair
+    evaluate_depth(pred, gt, tmp_path / "quiet")
+    assert capsys.readouterr().err == ""  # library default: no bar
+    evaluate_depth(pred, gt, tmp_path / "loud", progress=True)
+    out = capsys.readouterr()
+    assert "evaluating depth" in out.err and "4/4" in out.err and out.out == ""
 
 
 def test_scaling_per_image_and_per_sequence(depth_pair, tmp_path):
@@ -127,6 +165,7 @@ def test_evaluate_seg(tmp_path):
     assert len(rows) == 3 and "dice_background" not in rows[0]
     assert float(rows[0]["dice_polyp"]) == 1.0 and rows[2]["hd95_polyp"] == "nan"
     assert s["metrics"]["dice_polyp"]["n"] == 3
+    assert s["n_groups"] is None and "n_groups" not in s["metrics"]["dice_polyp"]  # no groups in this ground truth
     assert s["metrics"]["hd95_polyp"]["n"] == 2 and s["metrics"]["hd95_polyp"]["n_nan"] == 1
     assert s["settings"]["classes"] == {"0": "background", "1": "polyp"}
     depth_only = write_ds(tmp_path / "d", {"000": {"depth": np.ones((8, 8), np.float32)}})
@@ -140,7 +179,8 @@ def test_cli_eval_and_compare(depth_pair, tmp_path):
     runner = CliRunner()
     r = runner.invoke(cli_eval.app, ["depth", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    assert "abs_rel" in r.output and "n = 4" in r.output
+    assert "abs_rel" in r.output and "n = 4" in r.output and "n_groups = 2" in r.output
+    assert "mean of group means" in r.output
     r = runner.invoke(
         cli_eval.app, ["depth", "--pred", str(pred), "--gt", str(gt), "--out", str(tmp_path / "b"), "--scaling", "median"]
     )
@@ -152,9 +192,12 @@ def test_cli_eval_and_compare(depth_pair, tmp_path):
         cmp_app, [str(tmp_path / "a" / "rows.csv"), str(tmp_path / "b" / "rows.csv"), "--metric", "abs_rel", "--out", str(out_json), "--n-boot", "200"]
     )
     assert r.exit_code == 0, r.output
-    assert "Wilcoxon p" in r.output and "only 4 non-zero differences" in r.output
+    # Two sequences: the comparison has two pairs (groups), whatever the number of frames.
+    assert "Wilcoxon p" in r.output and "only 2 groups" in r.output and "group level (n_groups = 2)" in r.output
     res = json.loads(out_json.read_text())
-    assert res["n"] == 4 and res["mean_diff"] == pytest.approx(1.25)
+    assert res["group_level"]["n_groups"] == 2 and res["group_level"]["mean_diff"] == pytest.approx(1.25)
+    assert res["frame_level"]["n"] == 4 and res["frame_level"]["mean_diff"] == pytest.approx(1.25)
+    assert "only 4 non-zero differences" in res["frame_level"]["note"]
 
 
 def test_cli_bad_input_exits_2(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,5 @@
-"""Camera rays: pinhole and equidistant fisheye geometry, pixel centres at +0.5, bad input."""
+"""Camera rays: pinhole and equidistant fisheye geometry in OpenCV's pixel convention (pixel centres at
+integer coordinates), projection of known points onto the pixels the renderer shows them, bad input."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ def test_pinhole_rays_follow_the_camera_contract():
     cam = make_camera(8, 6, fov_deg=120.0)
     d = camera_rays(cam).reshape(6, 8, 3)
     assert np.allclose(np.linalg.norm(d, axis=2), 1.0, atol=1e-6)
-    # Pixel (col 7, row 2): direction ((7.5 - cx) / fx, (2.5 - cy) / fy, 1), normalised.
-    expect = np.array([(7.5 - cam.cx) / cam.fx, (2.5 - cam.cy) / cam.fy, 1.0])
+    # OpenCV convention: a centred principal point is ((W - 1) / 2, (H - 1) / 2).
+    assert (cam.cx, cam.cy) == (3.5, 2.5)
+    # Pixel (col 7, row 2): direction ((7 - cx) / fx, (2 - cy) / fy, 1), normalised.
+    expect = np.array([(7 - cam.cx) / cam.fx, (2 - cam.cy) / cam.fy, 1.0])
     assert np.allclose(d[2, 7], expect / np.linalg.norm(expect), atol=1e-6)
-    # The left edge of the image (u = 0) is at half the field of view.
-    assert math.degrees(math.atan(cam.cx / cam.fx)) == pytest.approx(60.0)
+    # The left edge of the image (the outer edge of column 0, u = -0.5) is at half the field of view.
+    assert math.degrees(math.atan((cam.cx + 0.5) / cam.fx)) == pytest.approx(60.0)
     assert camera_ray_valid(cam).all()
     assert np.array_equal(camera_rays_columns(cam), camera_rays(cam).T)
 
@@ -32,15 +35,15 @@ def test_fisheye_is_equidistant_with_distortion():
     for k1 in (0.0, 0.05):
         cam = make_camera(64, 64, fov_deg=140.0, model="fisheye", distortion=(k1,) if k1 else ())
         d = camera_rays(cam).reshape(64, 64, 3)
-        x = (np.arange(64) + 0.5 - cam.cx) / cam.fx
+        x = (np.arange(64) - cam.cx) / cam.fx
         r = np.hypot(x[None, :], x[:, None])
         theta = np.radians(_angle_deg(d))
         valid = camera_ray_valid(cam).reshape(64, 64)
         assert valid.mean() > 0.7
         assert np.allclose((theta * (1 + k1 * theta**2))[valid], r[valid], atol=1e-5)
-        # The horizontal edge (u = 0, v = cy) is at half the field of view: theta_d(70 deg) = cx / fx.
+        # The horizontal edge (u = -0.5, v = cy) is at half the field of view: theta_d(70 deg) = (cx + 0.5) / fx.
         t70 = math.radians(70.0)
-        assert cam.cx / cam.fx == pytest.approx(t70 * (1 + k1 * t70**2))
+        assert (cam.cx + 0.5) / cam.fx == pytest.approx(t70 * (1 + k1 * t70**2))
         assert not camera_ray_valid(cam).reshape(64, 64)[0, 0]  # corners are beyond the image circle
 
 
@@ -60,3 +63,80 @@ def test_rays_to_world_rotates_and_shares_the_origin():
 def test_bad_camera_raises(kwargs):
     with pytest.raises(SimrealError):
         make_camera(8, 8, **kwargs)
+
+
+def _project_opencv(camera, points_world: np.ndarray) -> np.ndarray:
+    """cv2.projectPoints / cv2.fisheye.projectPoints written out in numpy: (N, 3) world mm -> (N, 2) (u, v)."""
+    pose = camera.pose_matrix()
+    rot, centre = pose[:3, :3], pose[:3, 3]
+    pc = (points_world - centre) @ rot  # world -> camera: R^T (X - C)
+    a, b = pc[:, 0] / pc[:, 2], pc[:, 1] / pc[:, 2]
+    if camera.model == "fisheye":
+        r = np.hypot(a, b)
+        theta = np.arctan(r)
+        k = list(camera.distortion) + [0.0] * (4 - len(camera.distortion))
+        theta_d = theta * (1 + k[0] * theta**2 + k[1] * theta**4 + k[2] * theta**6 + k[3] * theta**8)
+        scale = np.where(r > 0, theta_d / np.maximum(r, 1e-300), 1.0)
+        a, b = a * scale, b * scale
+    return np.stack([camera.fx * a + camera.cx, camera.fy * b + camera.cy], axis=1)
+
+
+def _marker_scene(camera, pixel: tuple[int, int], depth: float, half_px: float):
+    """A mucosa wall behind a tiny polyp-labelled square centred on the OpenCV ray of ``pixel`` (u, v)."""
+    from simreal.anatomy.mesh import AnatomyMesh
+
+    pose = camera.pose_matrix()
+    rot, centre = pose[:3, :3], pose[:3, 3]
+    u, v = pixel
+    a, b = (u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy
+    if camera.model == "fisheye":  # invert theta_d = theta (1 + k1 theta^2) for the ray angle
+        r_d = math.hypot(a, b)
+        theta = r_d
+        for _ in range(50):
+            theta -= (theta * (1 + camera.distortion[0] * theta**2) - r_d) / (1 + 3 * camera.distortion[0] * theta**2)
+        s = math.tan(theta) / r_d
+        a, b = a * s, b * s
+    x_cam = np.array([a, b, 1.0]) * depth
+    marker = centre + rot @ x_cam
+    h = half_px * depth / camera.fx * (1 + a * a + b * b)  # under half a pixel's footprint even off-axis
+    ex, ey, ez = rot[:, 0], rot[:, 1], rot[:, 2]
+    square = [marker + h * (sx * ex + sy * ey) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    wall = [centre + 3 * depth * ez + 40 * depth * (sx * ex + sy * ey) for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    verts = np.array(wall + square)
+    faces = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+    mesh = AnatomyMesh(
+        vertices=verts, faces=faces, face_labels=np.array([0, 0, 1, 1]), face_instances=np.array([0, 0, 1, 1]),
+        vertex_texture=np.zeros((8, 2)), centerline=np.stack([centre, centre + ez]), centerline_radius=np.ones(2),
+    )
+    return mesh, marker
+
+
+@pytest.mark.parametrize("model,distortion", [("pinhole", ()), ("fisheye", (0.04,))])
+def test_stored_intrinsics_project_points_onto_the_pixels_the_renderer_shows(model, distortion):
+    """OpenCV-style projection of a 3D point with the stored Camera lands on the very pixel the renderer
+    draws it on: the point is a square smaller than half a pixel, so a half-pixel error misses it."""
+    from simreal.render.raycast import MeshScene, cast_camera
+
+    rot = np.array([[0.0, -1.0, 0.0], [0.6, 0.0, -0.8], [0.8, 0.0, 0.6]])  # any rotation
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = rot, [5.0, -3.0, 20.0]
+    cam = make_camera(20, 14, fov_deg=110.0, model=model, distortion=distortion, pose=pose)
+    for pixel in [(13, 4), (2, 11), (9, 6)]:
+        mesh, marker = _marker_scene(cam, pixel, depth=30.0, half_px=0.3)
+        geo = cast_camera(MeshScene(mesh), cam)
+        assert [tuple(int(x) for x in p) for p in np.argwhere(geo.mask == 1)] == [pixel[::-1]]
+        uv = _project_opencv(cam, marker[None])[0]
+        assert np.allclose(uv, pixel, atol=1e-6)
+        assert geo.depth[pixel[1], pixel[0]] == pytest.approx(30.0, rel=1e-4)  # z-depth of the marker
+        try:
+            import cv2
+        except ImportError:  # pragma: no cover - opencv is a test extra
+            continue
+        rvec, _ = cv2.Rodrigues(rot.T)
+        tvec = -rot.T @ pose[:3, 3]
+        k = np.array([[cam.fx, 0, cam.cx], [0, cam.fy, cam.cy], [0, 0, 1.0]])
+        if model == "pinhole":
+            got, _ = cv2.projectPoints(marker[None], rvec, tvec, k, np.zeros(5))
+        else:
+            got, _ = cv2.fisheye.projectPoints(marker[None, None], rvec, tvec, k, np.array([*distortion, 0, 0, 0.0]))
+        assert np.allclose(got.reshape(2), pixel, atol=1e-6)

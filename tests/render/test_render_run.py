@@ -45,12 +45,18 @@ def test_dataset_is_valid_and_complete(reference):
     assert report.n_samples == N and set(report.kinds) == {"image", "depth", "normals", "mask", "instance"}
     info = json.loads((reference / "dataset.json").read_text())
     assert info["generator"]["name"] == "colonoscopy-forward-model"
-    assert info["generator"]["anatomy"]["sha256"] and "config" in info["generator"]
+    assert info["generator"]["anatomies"][0]["sha256"]
+    # The whole job, resolved: what `--config dataset.json` reads back.
+    job = info["generator"]["job"]
+    assert (job["n"], job["size"], job["seed"], job["colons"]) == (N, SIZE, 7, [])
+    assert job["anatomy"] == [info["generator"]["anatomies"][0]["path"]] and Path(job["anatomy"][0]).is_absolute()
+    assert set(job["config"]) == {"lens", "pose", "polyp_view", "appearance", "normals", "field_stop"}
     assert info["labels"]["mask"]["classes"] == {"0": "background", "1": "polyp"}
     ds = DatasetReader(reference)
     rec = ds.records[0]
     assert rec.camera is not None and rec.camera.pose is not None and (rec.camera.width, rec.camera.height) == (SIZE, SIZE)
-    assert {"pose", "fov_deg", "shading"} <= set(rec.params)
+    assert {"pose", "fov_deg", "shading", "placement", "anatomy_index"} <= set(rec.params)
+    assert rec.camera.cx == (SIZE - 1) / 2  # OpenCV pixel convention
     assert not partial_dir(reference).exists()
 
 
@@ -131,12 +137,13 @@ def test_several_anatomies_cycle_and_group(tmp_path, anatomy):
     assert [Path(a["path"]).name for a in info["generator"]["anatomies"]] == ["tube.ply", "wide.ply"]
     recs = DatasetReader(out).records
     assert [r.params["anatomy_index"] for r in recs] == [0, 1, 0, 1, 0]
+    assert [r.params["placement"]["view"] in ("lumen", "polyp") for r in recs] == [True] * 5
     assert [r.group for r in recs] == ["tube", "wide", "tube", "wide", "tube"]
     # The camera sits in the lumen of its own tube: its distance from the axis is below that radius.
     for r in recs:
         x, y = np.asarray(r.params["pose"])[:2, 3]
         radius = 12.0 if r.group == "tube" else 20.0
-        assert np.hypot(x, y) < (0.5 * radius + 1e-6 if r.params["view"] == "lumen" else radius)
+        assert np.hypot(x, y) < (0.5 * radius + 1e-6 if r.params["placement"]["view"] == "lumen" else radius)
     two = _render(tmp_path / "multi2", [anatomy, other], n=5, workers=2)
     assert _bytes(two) == _bytes(out)
 

@@ -37,7 +37,7 @@ def test_depth_run_writes_the_run_folder_contract(blob_dataset, tmp_path):
     assert list((run / "tb").glob("events.out.tfevents.*"))
     assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["val_epoch0000.png", "val_epoch0001.png"]
     rows = _rows(run)
-    for key in ("train/loss_step", "val/loss", "val/abs_rel", "val/rmse_mm", "val/delta1"):
+    for key in ("train/loss_step", "val/loss", "val/abs_rel", "val/abs_rel_median", "val/delta1_median", "val/rmse_mm"):
         assert any(r.get(key) for r in rows), key
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["simreal"]["task"] == "depth" and ckpt["simreal"]["config"]["model"]["depth_scale_mm"] == pytest.approx(40.0)
@@ -100,10 +100,68 @@ def test_last_checkpoint_is_the_last_epoch_even_when_validation_got_worse(blob_d
         def on_validation_epoch_end(self, trainer, pl_module):
             pl_module.log("val/loss", float(trainer.current_epoch))
 
-    cfg = make_config("depth", blob_dataset, tmp_path / "run", epochs=3, **TINY)
+    cfg = make_config("depth", blob_dataset, tmp_path / "run", epochs=3, select="val/loss", **TINY)
     run = train(cfg, progress=False, callbacks=[WorseEachEpoch()])
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=False)["global_step"] == 9
     assert torch.load(run / "checkpoints/best.ckpt", weights_only=False)["global_step"] == 3
+
+
+@pytest.mark.parametrize("task, figure, values, best_epoch", [
+    ("depth", "val/abs_rel_median", [0.5, 0.2, 0.3], 1),   # lower is better
+    ("seg", "val/dice", [0.3, 0.4, 0.9, 0.1], 2),          # higher is better
+])
+def test_best_checkpoint_is_chosen_on_the_reported_validation_figure(blob_dataset, tmp_path, monkeypatch, task, figure,
+                                                                    values, best_epoch):
+    import simreal.tasks.modules as modules
+
+    calls = iter(values)  # one validation batch per epoch (2 of the 8 samples, batch 2)
+
+    def depth_figures(pred, target):
+        v = torch.full((pred.shape[0],), next(calls))
+        return {"abs_rel": v, "abs_rel_median": v, "delta1_median": v, "rmse_mm": v}
+
+    def dice_figures(pred, target, num_classes):
+        return torch.full((pred.shape[0], num_classes - 1), next(calls))
+
+    monkeypatch.setattr(modules, "depth_metrics_per_image", depth_figures)
+    monkeypatch.setattr(modules, "dice_per_image", dice_figures)
+    cfg = make_config(task, blob_dataset, tmp_path / "run", epochs=len(values), **TINY)
+    run = train(cfg, progress=False)
+    steps_per_epoch = 3  # 6 training samples, batch 2
+    best = torch.load(run / "checkpoints/best.ckpt", weights_only=False)
+    assert best["global_step"] == (best_epoch + 1) * steps_per_epoch
+    logged = [float(r[figure]) for r in _rows(run) if r.get(figure)]
+    assert logged == pytest.approx(values)
+
+
+def test_validation_figures_are_the_reported_ones():
+    from simreal.tasks.modules import depth_metrics_per_image, dice_per_image
+
+    gt = torch.full((2, 1, 4, 4), 50.0)
+    gt[1, 0, :2] = 0.0  # half of image 2 has no surface
+    gt[1, 0, 2:] = torch.tensor([10.0, 20.0, 30.0, 40.0])
+    m = depth_metrics_per_image(2.0 * gt + 0.0, gt)
+    assert torch.allclose(m["abs_rel"], torch.tensor([1.0, 1.0]))          # metric: twice too far
+    assert torch.allclose(m["abs_rel_median"], torch.zeros(2), atol=1e-6)  # the shape is right
+    assert torch.allclose(m["delta1_median"], torch.ones(2))
+    empty = depth_metrics_per_image(gt[:1], torch.zeros(1, 1, 4, 4))
+    assert torch.isnan(empty["abs_rel"]).all()                            # no valid pixel, no figure
+    target = torch.zeros(3, 4, 4, dtype=torch.long)
+    target[0, :2] = 1
+    target[1, :1] = 1
+    pred = torch.zeros_like(target)
+    pred[0, :2] = 1                      # perfect
+    pred[1, :2] = 1                      # 4 true positives of 4 + 8 predicted: 2*4 / (8 + 4)
+    pred[2, :1] = 1                      # no polyp in the frame: not part of the figure
+    d = dice_per_image(pred, target, num_classes=2)
+    assert d.shape == (3, 1) and d[0, 0] == 1.0 and d[1, 0] == pytest.approx(8 / 12) and torch.isnan(d[2, 0])
+
+
+def test_select_must_be_a_figure_of_the_task(blob_dataset, tmp_path):
+    with pytest.raises(SimrealError, match="--select"):
+        make_config("depth", blob_dataset, tmp_path / "r", select="val/dice")
+    with pytest.raises(SimrealError, match="--select"):
+        make_config("seg", blob_dataset, tmp_path / "r", select="val/nope")
 
 
 def test_rerun_with_another_config_is_refused(blob_dataset, tmp_path):

@@ -12,6 +12,9 @@ from simreal.anatomy.from_ct import mesh_from_ct, mesh_from_label_volume
 from simreal.anatomy.mesh import AnatomyMesh, load_mesh, save_mesh
 from simreal.anatomy.texture import bake_mucosa_texture
 
+#: The procedural colon generator under its pipeline name (``simreal.procedural_colon(seed=3)``).
+procedural_colon = make_colon
+
 __all__ = [
     "AnatomyMesh",
     "ColonParams",
@@ -23,6 +26,7 @@ __all__ = [
     "make_colon",
     "mesh_from_ct",
     "mesh_from_label_volume",
+    "procedural_colon",
     "sample_colon_params",
     "save_mesh",
 ]

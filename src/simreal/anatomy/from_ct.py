@@ -1,16 +1,26 @@
-"""Anatomy from a patient's CT: the surface of one labelled structure, with a centerline and texture.
+"""Anatomy from a patient's CT: the surface an endoscope sees, or the surface of a labelled organ.
 
 Pipeline (:func:`mesh_from_ct`): read the CT and its label volume (:mod:`simreal.data.volumes`), check
 they share one voxel grid, resolve the label name through the bundled TotalSegmentator v2 map (or a
-user map, or a numeric id), keep the largest connected component of the mask (optionally closed), run
-marching cubes on it, map vertices to world mm with the label volume's affine, Taubin-smooth, skeletonise
-the mask for a centerline (longest path of the skeleton graph, smoothed, resampled every ~2 mm) with the
-lumen radius from the distance transform, and bake the mucosa texture.
+user map, or a numeric id), then build one of two surfaces:
 
-Face normals point into the structure (towards the centerline), as on the procedural colon.
+* ``surface="lumen"`` (default for the gas-filled organs in :data:`~simreal.anatomy.lumen.HOLLOW_ORGANS`:
+  colon, small bowel, duodenum, stomach, esophagus, trachea): the air/mucosa iso-surface inside the organ
+  (:mod:`simreal.anatomy.lumen`): gas below ``lumen_hu`` (default -500 HU) within the label grown by
+  ``margin_mm``, its largest 26-connected component, marching cubes on the CT intensities (sub-voxel),
+  optionally with fluid and stool cleansed away; centerline and radius from that gas, so a camera on the
+  centerline is in the air. See :func:`lumen_mesh`.
+* ``surface="label"`` (default for every other organ, e.g. liver): the outer surface of the label mask:
+  its largest connected component (optionally closed), marching cubes on the mask, centerline from the
+  mask's skeleton. See :func:`mesh_from_label_volume`.
+
+Both are placed in world mm with the label volume's affine, Taubin-smoothed, get a mucosa texture, and
+have face normals pointing into the structure (towards the centerline), as on the procedural colon.
 
 Example:
     >>> mesh = mesh_from_ct("ct.nii.gz", "seg.nii.gz", "colon")   # doctest: +SKIP
+    >>> mesh.metadata["surface"], mesh.metadata["mean_hu_on_surface"]   # doctest: +SKIP
+    ('lumen', -497.3)
 """
 
 from __future__ import annotations
@@ -18,9 +28,25 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from simreal.anatomy.lumen import (
+    LUMEN_HU,
+    MARGIN_MM,
+    TAGGED_MIN_HU,
+    UNTAGGED_MAX_HU,
+    Contents,
+    check_lumen_options,
+    default_surface,
+    distance_to_surface,
+    drop_specks,
+    iso_surface,
+    sample_trilinear,
+    segment_lumen,
+    trim_thin_ends,
+)
 from simreal.anatomy.mesh import MUCOSA, AnatomyMesh
 from simreal.anatomy.texture import bake_mucosa_texture
 from simreal.data.volumes import Volume, read_volume, reorient_like, same_grid
@@ -95,21 +121,8 @@ def mask_surface(mask: np.ndarray, affine: np.ndarray, smooth_iterations: int = 
     Returns:
         vertices (V, 3) float64 mm and faces (F, 3) int64 whose normals point into the mask.
     """
-    import trimesh
-    from skimage.measure import marching_cubes
-
-    padded = np.pad(mask.astype(np.float32), 1)  # a zero border closes the surface at the volume edge
-    verts, faces, _, _ = marching_cubes(padded, level=0.5)
-    verts = _voxel_to_world(verts - 1.0, affine)
-    # skimage's faces have right-hand normals into the mask in index space (checked in the tests); a
-    # mirroring affine (negative determinant, e.g. LAS storage) reverses that, so flip them back.
-    if np.linalg.det(affine[:3, :3]) < 0:
-        faces = faces[:, ::-1]
-    if smooth_iterations > 0:
-        tm = trimesh.Trimesh(verts, faces, process=False)
-        trimesh.smoothing.filter_taubin(tm, lamb=0.5, nu=0.53, iterations=int(smooth_iterations))
-        verts = np.asarray(tm.vertices)
-    return verts, np.ascontiguousarray(faces, dtype=np.int64)
+    # A zero border closes the surface at the volume edge.
+    return iso_surface(mask.astype(np.float32), 0.5, affine, inside="above", pad_value=0.0, smooth_iterations=smooth_iterations)
 
 
 def _longest_skeleton_path(skel: np.ndarray, spacing: np.ndarray) -> np.ndarray:
@@ -224,6 +237,63 @@ def mask_centerline(
     return points, radius.astype(np.float64)
 
 
+Surface = Literal["auto", "lumen", "label"]
+SURFACES = ("auto", "lumen", "label")
+
+
+def _label_mask(labels: Volume, label_id: int, label_name: str | None, label_names: dict[int, str] | None) -> np.ndarray:
+    """(X, Y, Z) bool voxels of ``label_id``; raises if there are none, listing the labels present."""
+    mask = np.rint(labels.array) == label_id
+    if not mask.any():
+        names = label_names or {}
+        present = [int(v) for v in np.unique(np.rint(labels.array)) if v != 0]
+        listed = ", ".join(f"{names.get(v, 'label')} ({v})" for v in present[:60])
+        raise SimrealError(
+            f"label {label_name or label_id} (id {label_id}) is not present in the label volume; "
+            f"present: {listed or 'none (the volume is empty)'}",
+            labels.path,
+        )
+    return mask
+
+
+def _length(points: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
+
+
+def _crop_box(mask: np.ndarray, margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Low (inclusive) and high (exclusive) voxel corner of ``mask``'s bounding box grown by ``margin`` voxels."""
+    nz = np.argwhere(mask)
+    lo = np.maximum(nz.min(axis=0) - margin, 0)
+    hi = np.minimum(nz.max(axis=0) + margin + 1, mask.shape)
+    return lo, hi
+
+
+def _crop(array: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+
+
+def _shifted_affine(affine: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The affine of a crop starting at voxel ``lo``."""
+    out = affine.copy()
+    out[:3, 3] = _voxel_to_world(lo.astype(np.float64), affine)
+    return out
+
+
+def _ct_mesh(verts: np.ndarray, faces: np.ndarray, centerline: np.ndarray, radius: np.ndarray, texture_seed: int,
+             metadata: dict) -> AnatomyMesh:
+    """An all-mucosa mesh of a CT surface with the baked mucosa texture; ``metadata`` says which surface."""
+    return AnatomyMesh(
+        vertices=verts,
+        faces=faces,
+        face_labels=np.full(len(faces), MUCOSA, np.uint8),
+        face_instances=np.zeros(len(faces), np.uint8),
+        vertex_texture=bake_mucosa_texture(verts, texture_seed),
+        centerline=centerline,
+        centerline_radius=radius,
+        metadata={"generator": "ct-surface", **metadata, "units": "mm"},
+    )
+
+
 def mesh_from_label_volume(
     labels: Volume,
     label_id: int,
@@ -234,7 +304,7 @@ def mesh_from_label_volume(
     closing_voxels: int = 1,
     texture_seed: int = 0,
 ) -> AnatomyMesh:
-    """Surface, centerline and texture of one label in a label volume.
+    """Outer surface, centerline and texture of one label in a label volume (``surface="label"``).
 
     Args:
         labels: the label volume (integer class ids; its affine places the mesh in world mm).
@@ -250,24 +320,11 @@ def mesh_from_label_volume(
     """
     from scipy import ndimage
 
-    mask = np.rint(labels.array) == label_id
-    if not mask.any():
-        names = label_names or {}
-        present = [int(v) for v in np.unique(np.rint(labels.array)) if v != 0]
-        listed = ", ".join(f"{names.get(v, 'label')} ({v})" for v in present[:60])
-        raise SimrealError(
-            f"label {label_name or label_id} (id {label_id}) is not present in the label volume; "
-            f"present: {listed or 'none (the volume is empty)'}",
-            labels.path,
-        )
+    mask = _label_mask(labels, label_id, label_name, label_names)
     # Crop to the structure (plus a margin) so skeletonisation and marching cubes stay fast.
-    nz = np.argwhere(mask)
-    margin = closing_voxels + 2
-    lo = np.maximum(nz.min(axis=0) - margin, 0)
-    hi = np.minimum(nz.max(axis=0) + margin + 1, mask.shape)
-    crop = mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
-    affine = labels.affine.copy()
-    affine[:3, 3] = _voxel_to_world(lo.astype(np.float64), labels.affine)
+    lo, hi = _crop_box(mask, np.full(3, closing_voxels + 2))
+    crop = _crop(mask, lo, hi)
+    affine = _shifted_affine(labels.affine, lo)
     crop = largest_component(crop)
     if closing_voxels > 0:
         padded = np.pad(crop, closing_voxels + 1)
@@ -277,16 +334,10 @@ def mesh_from_label_volume(
     verts, faces = mask_surface(crop, affine, smooth_iterations)
     centerline, radius = mask_centerline(crop, affine)
     spacing = labels.spacing_mm
-    return AnatomyMesh(
-        vertices=verts,
-        faces=faces,
-        face_labels=np.full(len(faces), MUCOSA, np.uint8),
-        face_instances=np.zeros(len(faces), np.uint8),
-        vertex_texture=bake_mucosa_texture(verts, texture_seed),
-        centerline=centerline,
-        centerline_radius=radius,
-        metadata={
-            "generator": "ct-surface",
+    return _ct_mesh(
+        verts, faces, centerline, radius, texture_seed,
+        {
+            "surface": "label",
             "label": label_name or f"label_{label_id}",
             "label_id": int(label_id),
             "labels_file": str(labels.path) if labels.path else None,
@@ -295,8 +346,114 @@ def mesh_from_label_volume(
             "smooth_iterations": int(smooth_iterations),
             "closing_voxels": int(closing_voxels),
             "texture_seed": int(texture_seed),
+            "centerline_radius": "distance transform of the label mask",
             "normals": "into the structure",
-            "units": "mm",
+        },
+    )
+
+
+def lumen_mesh(
+    ct: Volume,
+    labels: Volume,
+    label_id: int,
+    *,
+    label_name: str | None = None,
+    label_names: dict[int, str] | None = None,
+    lumen_hu: float = LUMEN_HU,
+    margin_mm: float = MARGIN_MM,
+    contents: Contents = "air",
+    untagged_max_hu: float = UNTAGGED_MAX_HU,
+    tagged_min_hu: float = TAGGED_MIN_HU,
+    smooth_iterations: int = 10,
+    texture_seed: int = 0,
+) -> AnatomyMesh:
+    """The lumen surface of a hollow organ, what an endoscope inside it sees (``surface="lumen"``).
+
+    The gas inside the label (grown by ``margin_mm``) below ``lumen_hu``, its largest 26-connected
+    component, optionally with contents cleansed (:func:`simreal.anatomy.lumen.segment_lumen`); marching
+    cubes on the CT intensities at ``lumen_hu`` (sub-voxel), in world mm with the label volume's affine,
+    Taubin-smoothed, normals into the lumen. The centerline is the skeleton of the lumen mask (every point
+    in the gas); its radius is the distance to the nearest lumen-surface vertex, so it is the clearance a
+    camera on the centerline has; ends thinner than half the median radius are trimmed
+    (:func:`~simreal.anatomy.lumen.trim_thin_ends`).
+
+    Args:
+        ct: the CT, HU, on the same voxel grid and axis order as ``labels`` (see
+            :func:`simreal.data.volumes.reorient_like`).
+        labels: the label volume; its affine places the mesh.
+        label_id: the hollow organ's class id.
+        label_name: for the metadata and messages.
+        label_names: id -> name, to list the labels present when ``label_id`` is not.
+        lumen_hu: air/tissue threshold, HU.
+        margin_mm: growth of the label before looking for gas, mm.
+        contents: ``"air"`` or ``"air+fluid"`` (virtual cleansing of fluid and stool).
+        untagged_max_hu: top of untagged fluid / stool, HU (``air+fluid`` only).
+        tagged_min_hu: bottom of contrast-tagged fluid / stool, HU (``air+fluid`` only).
+        smooth_iterations: Taubin iterations.
+        texture_seed: seed of the baked mucosa texture.
+
+    Raises:
+        SimrealError: the label is absent; no air in it (with the HU found there); bad thresholds.
+    """
+    check_lumen_options(lumen_hu, margin_mm, contents, untagged_max_hu, tagged_min_hu)
+    if ct.shape != labels.shape:
+        raise SimrealError(f"CT {ct.path} shape {ct.shape} differs from the label volume's {labels.shape}", labels.path)
+    name = label_name or f"label_{label_id}"
+    mask = _label_mask(labels, label_id, label_name, label_names)
+    spacing = labels.spacing_mm
+    lo, hi = _crop_box(mask, np.ceil(margin_mm / spacing).astype(np.int64) + 2)
+    affine = _shifted_affine(labels.affine, lo)
+    ct_crop = _crop(ct.array, lo, hi)
+    seg = segment_lumen(
+        ct_crop,
+        _crop(mask, lo, hi),
+        spacing,
+        lumen_hu=lumen_hu,
+        margin_mm=margin_mm,
+        contents=contents,
+        untagged_max_hu=untagged_max_hu,
+        tagged_min_hu=tagged_min_hu,
+        label_name=f"{name} (id {label_id})",
+        source=ct.path,
+    )
+    verts, faces = iso_surface(
+        seg.field, seg.level, affine, inside="below", pad_value=seg.cut_hu, smooth_iterations=smooth_iterations
+    )
+    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+    verts, faces = drop_specks(verts, faces, 0.5 * voxel_mm3)
+    raw_line, _ = mask_centerline(seg.lumen, affine)
+    centerline, radius = trim_thin_ends(raw_line, distance_to_surface(raw_line, verts))
+    hu_ranges: dict = {"air": [None, float(lumen_hu)]}
+    if contents == "air+fluid":
+        hu_ranges["contents_untagged"] = [float(lumen_hu), float(untagged_max_hu)]
+        hu_ranges["contents_tagged"] = [float(tagged_min_hu), None]
+    return _ct_mesh(
+        verts, faces, centerline, radius, texture_seed,
+        {
+            "surface": "lumen",
+            "label": name,
+            "label_id": int(label_id),
+            "labels_file": str(labels.path) if labels.path else None,
+            "voxel_spacing_mm": [float(x) for x in spacing],
+            "lumen_hu": float(lumen_hu),
+            "margin_mm": float(margin_mm),
+            "contents": contents,
+            # [low, high] HU, None = open; air is HU < high, contents low <= HU <= high.
+            "hu_ranges": hu_ranges,
+            "lumen_voxels": int(seg.lumen.sum()),
+            "air_voxels": int(seg.air.sum()),
+            "contents_voxels": int(seg.contents.sum()),
+            "air_components": seg.air_components,
+            "air_voxels_in_region": seg.air_in_region,
+            "mean_hu_in_lumen": float(ct_crop[seg.lumen].mean()),
+            # The original CT at the vertices: ~lumen_hu on gas/wall, the wall's or fluid's HU where cleansed,
+            # gas where the surface was cut (grid edge, margin); the median is the gas/wall part.
+            "median_hu_on_surface": float(np.median(sample_trilinear(ct_crop, verts, affine))),
+            "smooth_iterations": int(smooth_iterations),
+            "texture_seed": int(texture_seed),
+            "centerline_radius": "distance to the nearest lumen-surface vertex",
+            "centerline_trimmed_mm": float(_length(raw_line) - _length(centerline)),
+            "normals": "into the lumen",
         },
     )
 
@@ -307,6 +464,12 @@ def mesh_from_ct(
     label: str | int,
     *,
     label_map: str | Path | None = None,
+    surface: Surface = "auto",
+    lumen_hu: float = LUMEN_HU,
+    margin_mm: float = MARGIN_MM,
+    contents: Contents = "air",
+    untagged_max_hu: float = UNTAGGED_MAX_HU,
+    tagged_min_hu: float = TAGGED_MIN_HU,
     smooth_iterations: int = 10,
     closing_voxels: int = 1,
     texture_seed: int = 0,
@@ -318,17 +481,26 @@ def mesh_from_ct(
         labels: label volume on the same voxel grid (axis flips allowed, e.g. a LAS NIfTI of an LPS series).
         label: a name from the label map (e.g. ``"colon"``) or a numeric id.
         label_map: JSON ``{"id": "name"}``; default the bundled TotalSegmentator v2 ``total`` map.
+        surface: ``"lumen"`` (the air/mucosa surface inside a hollow organ, :func:`lumen_mesh`),
+            ``"label"`` (the label's outer surface, :func:`mesh_from_label_volume`) or ``"auto"``: lumen for
+            the gas-filled organs in :data:`~simreal.anatomy.lumen.HOLLOW_ORGANS`, label otherwise.
+        lumen_hu, margin_mm, contents, untagged_max_hu, tagged_min_hu: lumen options, see :func:`lumen_mesh`.
         smooth_iterations: Taubin iterations.
-        closing_voxels: closing radius in voxels (0 = none).
+        closing_voxels: closing radius in voxels (0 = none; label surface only).
         texture_seed: seed of the mucosa texture.
 
     Raises:
-        SimrealError: unreadable volumes, different grids (naming both files), unknown or absent labels.
+        SimrealError: unreadable volumes, different grids (naming both files), unknown or absent labels,
+            bad options, no air in a lumen.
     """
     if smooth_iterations < 0 or closing_voxels < 0:
         raise SimrealError("smooth_iterations and closing_voxels must be >= 0")
+    if surface not in SURFACES:
+        raise SimrealError(f"surface must be one of {', '.join(SURFACES)}, got {surface!r}")
+    check_lumen_options(lumen_hu, margin_mm, contents, untagged_max_hu, tagged_min_hu)
     names = load_label_map(label_map)
     label_id, label_name = resolve_label(label, names, label_map or BUNDLED_LABEL_MAP)
+    kind = default_surface(label_name) if surface == "auto" else surface
     ct_vol = read_volume(ct)
     lab_vol = read_volume(labels)
     if ct_vol.shape != lab_vol.shape:
@@ -336,19 +508,36 @@ def mesh_from_ct(
     if not same_grid(ct_vol, lab_vol):
         raise SimrealError(f"label volume does not lie on the voxel grid of the CT {ct_vol.path} (different affines)", lab_vol.path)
     ct_vol = reorient_like(ct_vol, lab_vol)  # now voxel [i, j, k] is the same place in both
-    mesh = mesh_from_label_volume(
-        lab_vol,
-        label_id,
-        label_name=label_name,
-        label_names=names,
-        smooth_iterations=smooth_iterations,
-        closing_voxels=closing_voxels,
-        texture_seed=texture_seed,
-    )
+    if kind == "lumen":
+        mesh = lumen_mesh(
+            ct_vol,
+            lab_vol,
+            label_id,
+            label_name=label_name,
+            label_names=names,
+            lumen_hu=lumen_hu,
+            margin_mm=margin_mm,
+            contents=contents,
+            untagged_max_hu=untagged_max_hu,
+            tagged_min_hu=tagged_min_hu,
+            smooth_iterations=smooth_iterations,
+            texture_seed=texture_seed,
+        )
+    else:
+        mesh = mesh_from_label_volume(
+            lab_vol,
+            label_id,
+            label_name=label_name,
+            label_names=names,
+            smooth_iterations=smooth_iterations,
+            closing_voxels=closing_voxels,
+            texture_seed=texture_seed,
+        )
     inside = np.rint(lab_vol.array) == label_id
     mesh.metadata.update(
         ct_file=str(ct_vol.path),
         label_map=str(label_map) if label_map else "totalsegmentator_v2 (bundled)",
+        surface_requested=surface,
         mean_hu_in_label=float(ct_vol.array[inside].mean()),
     )
     return mesh

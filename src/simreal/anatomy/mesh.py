@@ -10,13 +10,13 @@ radius along it. The PLY opens in MeshLab, Blender or trimesh; the extra ``cente
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simreal.atomic import atomic_path
 from simreal.errors import SimrealError
 
 MESH_FORMAT = "simreal-anatomy/1"
@@ -143,14 +143,11 @@ def save_mesh(mesh: AnatomyMesh, path: str | Path) -> Path:
         byte_order="<",
         comments=["simreal " + json.dumps(header, sort_keys=True, separators=(",", ":"))],
     )
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        ply.write(str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            ply.write(str(tmp))
     except OSError as exc:
         raise SimrealError(f"cannot write mesh ({exc.strerror})", path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import List
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from simreal.cli import dataset_import
 
@@ -18,21 +16,18 @@ app.add_typer(dataset_import.app, name="import")
 @app.command()
 def validate(
     directory: Path = typer.Argument(..., help="Dataset folder (holds dataset.json and samples.jsonl)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Decode every file of a dataset and check it against dataset.json.
 
-    Exits non-zero naming the first bad file and its problem: missing, corrupt or truncated files, wrong size
-    or channels, NaN or negative depth, non-unit normals, mask values outside the declared classes.
+    Exits with status 2 and one line naming the first bad file and its problem: damaged dataset.json or
+    samples.jsonl, a file no record names, missing, corrupt or truncated files, wrong size or channels,
+    NaN or negative depth, non-unit normals, mask values outside the declared classes.
     """
     from simreal.data.reader import validate_dataset
 
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("validating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    ) as bar:
-        task = bar.add_task("validate", total=None)
-        report = validate_dataset(directory, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    with dataset_import.progress_bar("validating", progress) as report_progress:
+        report = validate_dataset(directory, progress=report_progress)
     typer.echo(f"ok: {directory}: {report.n_samples} samples, {report.n_files} files ({', '.join(report.kinds)})")
 
 

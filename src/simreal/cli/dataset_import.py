@@ -5,14 +5,18 @@
     simreal dataset import folder SRC --out DIR [--masks DIR] [--size N] [--modality M] [--domain D]
     simreal dataset import simcol SRC --out DIR [--size N]
     simreal dataset import c3vd SRC --out DIR [--size N]
+
+Every command shows a progress bar on stderr (``--no-progress`` turns it off) and, like every simreal
+command, reports bad input as one line and exit status 2, leaving no half-written dataset.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -30,6 +34,25 @@ _CVC_SRC = typer.Argument(..., help="CVC-ClinicDB folder with images/ and masks/
 _KVASIR_SRC = typer.Argument(..., help="Kvasir-SEG folder with images/ and masks/.")
 _SIMCOL_SRC = typer.Argument(..., help="SimCol3D folder (searched for FrameBuffer_NNNN.png + Depth_NNNN.png).")
 _C3VD_SRC = typer.Argument(..., help="C3VD folder (searched for NNNN_color.png + NNNN_depth.tiff).")
+_PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr (cleared when done); yields the ``(done, total)`` callback to feed it.
+
+    Disabled, or when stderr is not a terminal (a log file, a pipe: a bar there is noise and would put a
+    blank line before an error message), it shows nothing and the callback does nothing.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not (enabled and console.is_terminal),
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total or None)
 
 
 def _report(out: Path) -> None:
@@ -42,25 +65,28 @@ def _report(out: Path) -> None:
     Console().print(f"wrote {len(ds)} samples ({size}{extra}, files: {', '.join(ds.info.files)}) to {out}")
 
 
-def _import(module: str, importer: str, src: Path, out: Path, **kw) -> None:
-    """Call ``simreal.data.external.<module>.<importer>(src, out, **kw)`` and print a summary of the result.
+def _import(module: str, importer: str, src: Path, out: Path, progress: bool, **kw) -> None:
+    """Call ``simreal.data.external.<module>.<importer>(src, out, **kw)`` with a progress bar and print a
+    summary of the result.
 
     The importer module is loaded only when its command runs, so ``--help`` stays fast.
     """
     run = getattr(importlib.import_module(f"simreal.data.external.{module}"), importer)
-    _report(run(src, out, **kw))
+    with progress_bar("importing", progress) as report:
+        path = run(src, out, progress=report, **kw)
+    _report(path)
 
 
 @app.command("cvc")
-def cvc(src: Path = _CVC_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
+def cvc(src: Path = _CVC_SRC, out: Path = _OUT, size: Optional[int] = _SIZE, progress: bool = _PROGRESS) -> None:
     """CVC-ClinicDB: frames + polyp masks, grouped into its 29 video sequences."""
-    _import("cvc", "import_cvc", src, out, size=size)
+    _import("cvc", "import_cvc", src, out, progress, size=size)
 
 
 @app.command("kvasir")
-def kvasir(src: Path = _KVASIR_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
+def kvasir(src: Path = _KVASIR_SRC, out: Path = _OUT, size: Optional[int] = _SIZE, progress: bool = _PROGRESS) -> None:
     """Kvasir-SEG: frames + polyp masks (no sequence information)."""
-    _import("cvc", "import_kvasir", src, out, size=size)
+    _import("cvc", "import_kvasir", src, out, progress, size=size)
 
 
 @app.command("folder")
@@ -71,18 +97,19 @@ def folder(
     size: Optional[int] = _SIZE,
     modality: str = typer.Option("image", "--modality", help="Modality written to dataset.json."),
     domain: str = typer.Option("real", "--domain", help="Domain written to dataset.json."),
+    progress: bool = _PROGRESS,
 ) -> None:
     """Any image folder, with optional masks (thresholded at 127 into background / foreground)."""
-    _import("folder", "import_folder", src, out, masks=masks, size=size, modality=modality, domain=domain)
+    _import("folder", "import_folder", src, out, progress, masks=masks, size=size, modality=modality, domain=domain)
 
 
 @app.command("simcol")
-def simcol(src: Path = _SIMCOL_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
-    """SimCol3D: synthetic frames + depth (16-bit PNG, v / 255 / 256 * 20 cm) as depth in mm."""
-    _import("simcol", "import_simcol", src, out, size=size)
+def simcol(src: Path = _SIMCOL_SRC, out: Path = _OUT, size: Optional[int] = _SIZE, progress: bool = _PROGRESS) -> None:
+    """SimCol3D: synthetic frames + depth (16-bit PNG, v / 255 / 256 * 20 cm; 65535 = no depth) as depth in mm."""
+    _import("simcol", "import_simcol", src, out, progress, size=size)
 
 
 @app.command("c3vd")
-def c3vd(src: Path = _C3VD_SRC, out: Path = _OUT, size: Optional[int] = _SIZE) -> None:
+def c3vd(src: Path = _C3VD_SRC, out: Path = _OUT, size: Optional[int] = _SIZE, progress: bool = _PROGRESS) -> None:
     """C3VD: phantom colonoscopy frames + depth (16-bit, 0..65535 = 0..100 mm) as depth in mm."""
-    _import("c3vd", "import_c3vd", src, out, size=size)
+    _import("c3vd", "import_c3vd", src, out, progress, size=size)

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import typer
 
+from simreal.cli.options import typed_on_command_line
 from simreal.errors import SimrealError
 from simreal.tasks.config import LossConfig
 
@@ -35,19 +36,47 @@ def _parse_channels(text: str) -> tuple[int, ...]:
         raise SimrealError(f"--channels must be comma-separated integers, got {text!r}") from None
 
 
-def _run(task: str, data: Path, out: Path, **kw) -> None:
+def _run(task: str, options: dict, given: set[str], config_file: Path | None) -> None:
+    """Train from the command line's options, laid over ``--config FILE`` when one is given.
+
+    Without a file every option counts (its default when not typed). With a file, only the options typed
+    on the command line override it: a default never silently replaces a value the file sets.
+    """
     from rich.console import Console
 
-    from simreal.tasks.train import train_from_kwargs
+    from simreal.tasks.config import TrainConfig, make_config, nest_options
+    from simreal.tasks.train import train
 
-    progress = kw.pop("progress")
-    run = train_from_kwargs(task, data, out, progress=progress, **kw)
+    options = dict(options)
+    progress = options.pop("progress")
+    if config_file is None:
+        data, out = options.pop("data"), options.pop("out")
+        if data is None or out is None:
+            raise SimrealError("give --data and --out (or a --config file that names them)")
+        config = make_config(task, data, out, **options)
+    else:
+        from simreal.configs import merge, read_config_file
+
+        mapping = read_config_file(config_file)
+        if mapping.get("task", task) != task:
+            raise SimrealError(f"this is a {mapping['task']!r} config; use `simreal train {mapping['task']}`", config_file)
+        typed = {k: v for k, v in options.items() if k in given}
+        over: dict = {"task": task}
+        if "data" in typed:
+            over["data"] = {"train": str(typed.pop("data"))}
+        if "out" in typed:
+            over["out"] = str(typed.pop("out"))
+        merged = merge(merge(mapping, over), nest_options(**typed))
+        if not merged.get("out") or not merged.get("data", {}).get("train"):
+            raise SimrealError("the config names no run folder (out) or training data (data.train); give --out / --data", config_file)
+        config = TrainConfig.from_dict(merged, source=config_file)
+    run = train(config, progress=progress)
     Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
 
 
-_DATA = typer.Option(..., "--data", help="Training dataset folder.")
+_DATA = typer.Option(None, "--data", help="Training dataset folder (required unless --config names it).")
 _VAL = typer.Option(None, "--val", help="Validation dataset folder (default: split off --data by group).")
-_OUT = typer.Option(..., "--out", help="Run folder (resumed when it holds a run of the same config).")
+_OUT = typer.Option(None, "--out", help="Run folder (resumed when it holds a run of the same config; required unless --config names it).")
 _INIT = typer.Option(None, "--init", help="Start from the weights of a checkpoint or run folder of the same task.")
 _FREEZE = typer.Option(None, "--freeze", help="'encoder': train only the decoder (needs --init).")
 _EPOCHS = typer.Option(10, "--epochs", help="Epochs (may be raised to extend a finished run).")
@@ -66,22 +95,31 @@ _CH = typer.Option("16,32,64,128", "--channels", help="U-Net widths per level, c
 _NORM = typer.Option("batch", "--norm", help="batch, instance, group or none.")
 _WORKERS = typer.Option(0, "--workers", help="DataLoader worker processes.")
 _NOPROG = typer.Option(False, "--no-progress", help="No progress bar.")
+_SELECT = typer.Option(None, "--select", help="Validation figure best.ckpt is chosen by: val/abs_rel_median (depth default), "
+                       "val/abs_rel, val/delta1_median, val/rmse_mm, val/dice (seg default) or val/loss.")
+_CONFIG = typer.Option(None, "--config", help="YAML, TOML or JSON training config (e.g. a run's own config.json); "
+                       "options typed on the command line override it.")
 
 
 # Options shared by both tasks; each maps to one TrainConfig field.
 def _shared_options(
-    data: Path = _DATA, out: Path = _OUT, val: Optional[Path] = _VAL, init: Optional[str] = _INIT,
+    data: Optional[Path] = _DATA, out: Optional[Path] = _OUT, val: Optional[Path] = _VAL, init: Optional[str] = _INIT,
     freeze: Optional[str] = _FREEZE, epochs: int = _EPOCHS, max_steps: int = _STEPS, batch_size: int = _BS,
     size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, accelerator: str = _ACCEL,
     precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
     workers: int = _WORKERS, no_progress: bool = _NOPROG, schedule: str = _SCHED, augment: bool = _AUG,
+    select: Optional[str] = _SELECT,
 ) -> dict:
     return dict(
         data=data, out=out, val=None if val is None else str(val), init=init, freeze=freeze, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, size=parse_size(size), lr=lr, seed=seed, devices=devices,
         accelerator=accelerator, precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels),
-        norm=norm, num_workers=workers, progress=not no_progress, schedule=schedule, augment=augment,
+        norm=norm, num_workers=workers, progress=not no_progress, schedule=schedule, augment=augment, select=select,
     )
+
+
+#: CLI parameter name -> the option key it sets (where the two differ).
+_KEY_OF = {"workers": "num_workers", "no_progress": "progress"}
 
 
 def _task_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -95,20 +133,23 @@ def _task_command(name: str) -> Callable[[Callable[..., None]], Callable[..., No
 
 def _with_shared_options(command: Callable[..., None]) -> Callable[..., None]:
     shared = list(inspect.signature(_shared_options, eval_str=True).parameters.values())
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "shared"]
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name not in ("shared", "given")]
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
 
     @functools.wraps(command)
-    def wrapper(**kw) -> None:
-        command(shared=_shared_options(**{p.name: kw.pop(p.name) for p in shared}), **kw)
+    def wrapper(ctx: typer.Context, **kw) -> None:
+        typed = {_KEY_OF.get(name, name) for name in typed_on_command_line(ctx, kw)}
+        command(shared=_shared_options(**{p.name: kw.pop(p.name) for p in shared}), given=typed, **kw)
 
-    wrapper.__signature__ = inspect.Signature([*shared, *own], return_annotation=None)
-    wrapper.__annotations__ = {p.name: p.annotation for p in (*shared, *own)}
+    wrapper.__signature__ = inspect.Signature([ctx_param, *shared, *own], return_annotation=None)
+    wrapper.__annotations__ = {"ctx": typer.Context, **{p.name: p.annotation for p in (*shared, *own)}}
     return wrapper
 
 
 @_task_command("depth")
 def depth(
     shared: dict,
+    given: set,
     silog_lambda: float = typer.Option(LossConfig.silog_lambda, "--silog-lambda",
                                        help="SILog lambda (1: blind to global scale)."),
     l1_weight: float = typer.Option(LossConfig.l1_weight, "--l1-weight",
@@ -119,17 +160,27 @@ def depth(
                                        help="Weight of the scale-invariant log loss."),
     grad_weight: float = typer.Option(LossConfig.grad_weight, "--grad-weight",
                                       help="Weight of the gradient-matching loss."),
+    config: Optional[Path] = _CONFIG,
 ) -> None:
-    """Train a monocular depth network (predicts depth in mm)."""
-    _run("depth", silog_lambda=silog_lambda, l1_weight=l1_weight, log_l1_weight=log_l1_weight,
-         silog_weight=silog_weight, grad_weight=grad_weight, **shared)
+    """Train a monocular depth network (predicts depth in mm).
+
+    Example: simreal train depth --data renders/colon --out runs/depth --epochs 15 --schedule cosine --augment.
+    A run's own RUN/config.json is accepted back: simreal train depth --config RUN/config.json --out RUN2.
+    """
+    _run("depth", dict(shared, silog_lambda=silog_lambda, l1_weight=l1_weight, log_l1_weight=log_l1_weight,
+                       silog_weight=silog_weight, grad_weight=grad_weight), given, config)
 
 
 @_task_command("seg")
 def seg(
     shared: dict,
+    given: set,
     dice_weight: float = typer.Option(LossConfig.dice_weight, "--dice-weight", help="Weight of the Dice loss."),
     ce_weight: float = typer.Option(LossConfig.ce_weight, "--ce-weight", help="Weight of the cross-entropy loss."),
+    config: Optional[Path] = _CONFIG,
 ) -> None:
-    """Train a segmentation network (class ids from the dataset's mask classes)."""
-    _run("seg", dice_weight=dice_weight, ce_weight=ce_weight, **shared)
+    """Train a segmentation network (class ids from the dataset's mask classes).
+
+    A run's own RUN/config.json is accepted back: simreal train seg --config RUN/config.json --out RUN2.
+    """
+    _run("seg", dict(shared, dice_weight=dice_weight, ce_weight=ce_weight), given, config)

@@ -1,5 +1,5 @@
-"""The dataset folder contract (DESIGN.md, contract 1): format, writer, reader, torch dataset, readers
-for external data sets."""
+"""The dataset folder contract (``docs/dataset_format.md``): format, writer, reader, torch dataset,
+readers for external data sets, where the real data live."""
 
 from simreal.data.format import (
     SCHEMA,

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from simreal.atomic import atomic_path
 from simreal.data.reader import DatasetReader
 from simreal.errors import SimrealError
 
@@ -113,10 +114,8 @@ def contact_sheet(
         cbar.set_label("depth (mm)")
     out = Path(out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.stem}.tmp.png")
-        fig.savefig(tmp, dpi=100)
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")  # the temporary's name ends in .tmp: say the format
     except OSError as exc:
         raise SimrealError(f"cannot write the contact sheet ({exc.strerror})", out) from None
     finally:

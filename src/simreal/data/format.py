@@ -13,7 +13,10 @@ A simreal dataset folder looks like::
       ct/000000.tiff      CT intensities in HU, float32 TIFF
 
 Camera frame: x right, y down, z forward (OpenCV convention); poses are camera-to-world 4x4 matrices
-in millimetres.
+in millimetres. Every field, unit and convention is described in ``docs/dataset_format.md``.
+
+Parsing is strict: ``from_dict`` raises :class:`FormatError` (a ``ValueError``) naming the field that is
+missing or of the wrong type, and the reader adds the file (and line) to it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,39 @@ import numpy as np
 from simreal.errors import SimrealError
 
 SCHEMA = "simreal-dataset/1"
+
+
+class FormatError(ValueError):
+    """A dataset.json or samples.jsonl entry of the wrong shape; the message names the field."""
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", dict: "an object", list: "a list", float: "a number"}
+
+
+def _type_name(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", dict: "object", list: "list",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _field(d: dict[str, Any], key: str, kind: type, *, optional: bool = False, default: Any = None) -> Any:
+    """``d[key]`` checked to be of JSON type ``kind`` (bool is not an integer); None allowed if ``optional``."""
+    if key not in d:
+        if optional:
+            return default
+        raise FormatError(f"missing field {key!r}")
+    value = d[key]
+    if value is None and optional:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise FormatError(f"field {key!r} must be {_TYPE_NAMES.get(kind, kind.__name__)}, got {_type_name(value)}")
+    return value
+
+
+def _object(d: Any, what: str) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise FormatError(f"{what} must be a JSON object, got {_type_name(d)}")
+    return d
+
 
 #: Every pixel file kind a dataset may hold: file extension, storage and meaning.
 FILE_KINDS: dict[str, dict[str, str]] = {
@@ -70,11 +106,22 @@ class LabelKind:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LabelKind":
-        classes = d.get("classes")
+        """Parse one entry of dataset.json's ``labels``; raises :class:`FormatError` on a wrong shape."""
+        d = _object(d, "a label kind")
+        raw = _field(d, "classes", dict, optional=True)
+        classes = None
+        if raw is not None:
+            classes = {}
+            for k, v in raw.items():
+                if not (k.isascii() and k.isdigit() and len(k) <= 3 and int(k) <= 255):
+                    raise FormatError(f"class id {k!r} is not a whole number 0..255 (masks are 8-bit)")
+                if not isinstance(v, str):
+                    raise FormatError(f"class {k} name must be a string, got {_type_name(v)}")
+                classes[int(k)] = v
         return cls(
-            unit=str(d.get("unit", "")),
-            classes=None if classes is None else {int(k): str(v) for k, v in classes.items()},
-            description=str(d.get("description", "")),
+            unit=_field(d, "unit", str, optional=True, default=""),
+            classes=classes,
+            description=_field(d, "description", str, optional=True, default=""),
         )
 
 
@@ -85,10 +132,17 @@ CameraModel = Literal["pinhole", "fisheye"]
 class Camera:
     """Intrinsics and pose of the camera that took (or would have taken) an image.
 
-    Pixel ``(u, v)`` (column, row, pixel centres at integer + 0.5) maps to a ray as follows:
-    ``pinhole``: direction ``((u - cx) / fx, (v - cy) / fy, 1)``;
+    Pixel convention (OpenCV's): pixel ``(u, v)`` = (column, row) has its centre at the integer
+    coordinates ``(u, v)``, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5] and a centred principal
+    point is ``cx = (W - 1) / 2``, ``cy = (H - 1) / 2``. Pixel ``(u, v)`` maps to a ray as follows, with
+    ``x = (u - cx) / fx`` and ``y = (v - cy) / fy``:
+    ``pinhole``: direction ``(x, y, 1)``;
     ``fisheye``: equidistant model with polynomial ``theta_d = theta (1 + k1 theta^2 + k2 theta^4 + ...)``
-    where ``r = sqrt(((u-cx)/fx)^2 + ((v-cy)/fy)^2) = theta_d``.
+    where ``r = sqrt(x^2 + y^2) = theta_d`` and theta is the ray's angle from the optical axis
+    (direction ``(sin(theta) x / r, sin(theta) y / r, cos(theta))``).
+    These intrinsics work unchanged with OpenCV (``cv2.projectPoints``; ``cv2.fisheye`` with D = (k1, k2,
+    k3, k4)); COLMAP puts the centre of the top-left pixel at (0.5, 0.5), so add 0.5 to cx and cy there.
+    The pose is camera-to-world; OpenCV and COLMAP want its inverse.
 
     Args:
         width, height: image size in pixels.
@@ -176,18 +230,39 @@ class DatasetInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DatasetInfo":
-        size = d.get("image_size")
+        """Parse dataset.json; raises :class:`FormatError` naming a missing or mistyped field."""
+        d = _object(d, "dataset.json")
+        schema = _field(d, "schema", str)
+        size = _field(d, "image_size", list, optional=True)
+        if size is not None and (
+            len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+        ):
+            raise FormatError(f"field 'image_size' must be [height, width] in pixels (positive integers), got {size}")
+        files = _field(d, "files", list)
+        if not all(isinstance(f, str) for f in files):
+            raise FormatError("field 'files' must be a list of strings")
+        if len(set(files)) != len(files):
+            raise FormatError(f"field 'files' lists a kind twice: {files}")
+        labels = {}
+        for name, entry in _field(d, "labels", dict, optional=True, default={}).items():
+            try:
+                labels[name] = LabelKind.from_dict(entry)
+            except FormatError as exc:
+                raise FormatError(f"labels.{name}: {exc}") from None
+        n_samples = _field(d, "n_samples", int, optional=True, default=0)
+        if n_samples < 0:
+            raise FormatError(f"field 'n_samples' must be >= 0, got {n_samples}")
         return cls(
-            modality=str(d["modality"]),
-            domain=str(d["domain"]),
-            image_size=None if size is None else (int(size[0]), int(size[1])),
-            files=tuple(d["files"]),
-            labels={k: LabelKind.from_dict(v) for k, v in d.get("labels", {}).items()},
-            generator=dict(d.get("generator", {})),
-            seed=d.get("seed"),
-            n_samples=int(d.get("n_samples", 0)),
-            simreal_version=str(d.get("simreal_version", "")),
-            schema=str(d["schema"]),
+            modality=_field(d, "modality", str),
+            domain=_field(d, "domain", str),
+            image_size=None if size is None else (size[0], size[1]),
+            files=tuple(files),
+            labels=labels,
+            generator=dict(_field(d, "generator", dict, optional=True, default={})),
+            seed=_field(d, "seed", int, optional=True),
+            n_samples=n_samples,
+            simreal_version=_field(d, "simreal_version", str, optional=True, default=""),
+            schema=schema,
         )
 
 
@@ -223,12 +298,22 @@ class SampleRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SampleRecord":
-        cam = d.get("camera")
+        """Parse one line of samples.jsonl; raises :class:`FormatError` (or, inside ``camera``,
+        ``ValueError`` / ``TypeError`` / ``KeyError``) on a wrong shape."""
+        d = _object(d, "a record")
+        sid = _field(d, "id", str)
+        if not sid:
+            raise FormatError("field 'id' is empty")
+        files = _field(d, "files", dict)
+        for kind, rel in files.items():
+            if not isinstance(rel, str):
+                raise FormatError(f"files.{kind} must be a string (a path), got {_type_name(rel)}")
+        cam = _field(d, "camera", dict, optional=True)
         return cls(
-            id=str(d["id"]),
-            files={str(k): str(v) for k, v in d["files"].items()},
+            id=sid,
+            files=dict(files),
             camera=None if cam is None else Camera.from_dict(cam),
-            params=dict(d.get("params") or {}),
-            source=d.get("source"),
-            group=d.get("group"),
+            params=dict(_field(d, "params", dict, optional=True, default={})),
+            source=_field(d, "source", str, optional=True),
+            group=_field(d, "group", str, optional=True),
         )

@@ -1,20 +1,23 @@
 """Reading and writing pixel files (PNG, JPEG, TIFF) with one clear error per bad file.
 
-Writes are atomic (a temporary file in the same folder, then ``os.replace``) so an interrupted run never
-leaves a half-written file under its final name. Output bytes depend only on the array: no timestamps.
+Writes are atomic (:mod:`simreal.atomic`: a temporary ``.<name>.<tag>.tmp`` in the same folder, then
+``os.replace``) so an interrupted run never leaves a half-written file under its final name. Output bytes
+depend only on the array: no timestamps.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import logging
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import tifffile
 from PIL import Image
 
+from simreal.atomic import atomic_path
 from simreal.errors import SimrealError
 
 #: Extensions read as ordinary images by :func:`read_rgb` / :func:`read_gray`.
@@ -22,13 +25,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # zlib level 1: deterministic, a third of the size of raw, a few ms per 256^2 frame.
 _PNG_COMPRESS_LEVEL = 1
-
-
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
@@ -39,12 +35,8 @@ def write_png(path: str | Path, array: np.ndarray) -> None:
         raise SimrealError(f"PNG needs uint8 data, got {array.dtype}", path)
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise SimrealError(f"PNG needs (H, W) or (H, W, 3) data, got shape {array.shape}", path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_tiff(path: str | Path, array: np.ndarray) -> None:
@@ -55,22 +47,45 @@ def write_tiff(path: str | Path, array: np.ndarray) -> None:
     """
     path = Path(path)
     array = np.asarray(array, dtype=np.float32)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, array, metadata=None)
-        os.replace(tmp, path)
+
+
+class _DropAll(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_DROP_ALL = _DropAll()
+
+
+@contextmanager
+def _decoders_quiet() -> Iterator[None]:
+    """Silence the decoders while they read one file: tifffile logs every damaged tag (to stderr when the
+    program configured no logging) and Pillow warns about odd chunks. A damaged file becomes one
+    SimrealError instead; messages printed before it would break the one-line error of the CLI."""
+    log = logging.getLogger("tifffile")
+    log.addFilter(_DROP_ALL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # checked first: a bomb is an error
+            yield
     finally:
-        tmp.unlink(missing_ok=True)
+        log.removeFilter(_DROP_ALL)
 
 
 def _open_pil(path: Path) -> Image.Image:
     if not path.is_file():
         raise SimrealError("file not found", path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _decoders_quiet():
             img = Image.open(path)
-            img.load()  # decode now: truncated and corrupt files fail here, not later
+            try:
+                img.load()  # decode now: truncated and corrupt files fail here, not later
+            except BaseException:
+                img.close()  # a failed load leaves the file open
+                raise
         return img
     except SimrealError:
         raise
@@ -79,7 +94,11 @@ def _open_pil(path: Path) -> Image.Image:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read any image as (H, W, 3) uint8 RGB: grey is replicated, alpha is dropped, 16-bit is scaled."""
+    """Read any image as (H, W, 3) uint8 RGB: grey is replicated, alpha is dropped, 16-bit is scaled.
+
+    Raises:
+        SimrealError: missing, corrupt or truncated file, or data that is not an image (names the file).
+    """
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         arr = read_tiff(path)
@@ -91,49 +110,80 @@ def read_rgb(path: str | Path) -> np.ndarray:
             raise SimrealError(f"expected an RGB(A) image, got shape {arr.shape}", path)
         return np.ascontiguousarray(arr[..., :3])
     img = _open_pil(path)
-    if img.mode in ("I;16", "I;16B", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        arr = np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8)
-        return np.repeat(arr[..., None], 3, axis=2)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    try:
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(img, dtype=np.float64)
+            arr = np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8)
+            return np.repeat(arr[..., None], 3, axis=2)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except Exception as exc:  # an exotic mode Pillow opens but cannot convert
+        raise SimrealError(f"cannot convert image mode {img.mode!r} to RGB ({exc.__class__.__name__}: {exc})", path) from None
 
 
 def read_gray(path: str | Path) -> np.ndarray:
     """Read an image as a 2-D array in its stored integer type (masks, 16-bit depth PNGs).
 
-    RGB files whose three channels are equal (masks saved as RGB JPEG or PNG) are reduced to one channel;
-    for other RGB files the channel mean is returned (as float).
+    Grey + alpha keeps the grey channel. RGB(A) files whose three colour channels are equal (masks saved
+    as RGB JPEG or PNG) are reduced to one channel; for other RGB files the channel mean is returned (as
+    float).
+
+    Raises:
+        SimrealError: missing, corrupt or truncated file, or not a 2-D image (names the file).
     """
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         arr = read_tiff(path)
     else:
         img = _open_pil(path)
-        if img.mode == "P":
-            img = img.convert("L")
-        arr = np.asarray(img)
+        try:
+            if img.mode == "P":
+                img = img.convert("L")
+            arr = np.asarray(img)
+        except Exception as exc:
+            raise SimrealError(f"cannot read image mode {img.mode!r} ({exc.__class__.__name__}: {exc})", path) from None
     if arr.ndim == 3:
-        if arr.shape[2] == 4:
-            arr = arr[..., :3]
-        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+        channels = arr.shape[2]
+        if channels in (1, 2):  # grey, grey + alpha
             arr = arr[..., 0]
-        else:
-            arr = arr.mean(axis=2)
+        elif channels in (3, 4):
+            arr = arr[..., :3]
+            if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+                arr = arr[..., 0]
+            else:
+                arr = arr.mean(axis=2)
     if arr.ndim != 2:
         raise SimrealError(f"expected a single-channel image, got shape {arr.shape}", path)
     return np.ascontiguousarray(arr)
 
 
+#: Largest decoded TIFF accepted (bytes): a damaged header can claim any size, and tifffile would try to
+#: allocate it. 4 GiB holds a 1024^3 float32 volume.
+MAX_TIFF_BYTES = 4 << 30
+
+
 def read_tiff(path: str | Path) -> np.ndarray:
-    """Read a TIFF as a numpy array; corrupt or truncated files raise :class:`SimrealError`."""
+    """Read a TIFF as a numpy array.
+
+    Raises:
+        SimrealError: missing, corrupt or truncated file, or a header claiming more than
+            :data:`MAX_TIFF_BYTES` (names the file).
+    """
     path = Path(path)
     if not path.is_file():
         raise SimrealError("file not found", path)
     try:
-        with tifffile.TiffFile(path) as tif:
-            if len(tif.pages) == 0:
+        with _decoders_quiet(), tifffile.TiffFile(path) as tif:
+            if len(tif.pages) == 0 or not tif.series:
                 raise SimrealError("cannot decode TIFF (no image data: damaged or not a TIFF)", path)
-            return tif.asarray()
+            series = tif.series[0]
+            n_bytes = int(np.prod(series.shape, dtype=np.float64)) * np.dtype(series.dtype).itemsize
+            if n_bytes > MAX_TIFF_BYTES:
+                raise SimrealError(f"cannot decode TIFF (header claims {n_bytes} bytes of pixels: damaged)", path)
+            page = tif.pages[0]
+            if page.compression == 1 and n_bytes > path.stat().st_size:
+                # Uncompressed data cannot be larger than the file holding it.
+                raise SimrealError(f"truncated TIFF ({n_bytes} bytes of pixels in a {path.stat().st_size}-byte file)", path)
+            return series.asarray()
     except SimrealError:
         raise
     except Exception as exc:

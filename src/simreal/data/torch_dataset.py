@@ -99,13 +99,19 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def scale_camera(camera: Camera | None, size: tuple[int, int]) -> Camera | None:
-    """Intrinsics for the same camera imaging at another resolution (H, W)."""
+    """Intrinsics for the same camera imaging at another resolution (H, W).
+
+    Resizing scales the image plane about its outer edge (pixel edges at -0.5 and W - 0.5 in the OpenCV
+    convention of :class:`~simreal.data.format.Camera`, as ``F.interpolate(align_corners=False)`` does),
+    so the principal point maps as ``cx' = (cx + 0.5) * sx - 0.5``: a centred ``(W - 1) / 2`` stays
+    centred, ``(W' - 1) / 2``.
+    """
     if camera is None or (camera.height, camera.width) == tuple(size):
         return camera
     sy, sx = size[0] / camera.height, size[1] / camera.width
     return Camera(
-        width=size[1], height=size[0], fx=camera.fx * sx, fy=camera.fy * sy, cx=camera.cx * sx,
-        cy=camera.cy * sy, model=camera.model, distortion=camera.distortion, pose=camera.pose,
+        width=size[1], height=size[0], fx=camera.fx * sx, fy=camera.fy * sy, cx=(camera.cx + 0.5) * sx - 0.5,
+        cy=(camera.cy + 0.5) * sy - 0.5, model=camera.model, distortion=camera.distortion, pose=camera.pose,
     )
 
 

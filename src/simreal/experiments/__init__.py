@@ -7,11 +7,13 @@ below is the whole list (explicit, no discovery by file name).
 from __future__ import annotations
 
 from simreal.experiments.baseline import run_baseline
+from simreal.experiments.depth_recipes import run_depth_recipes
 
 SCALES = ("smoke", "small", "full")
 
 EXPERIMENTS = {
     "baseline": run_baseline,
+    "depth-recipes": run_depth_recipes,
 }
 
 __all__ = ["EXPERIMENTS", "SCALES"]

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from simreal.atomic import write_text
 from simreal.errors import SimrealError
 
 _CSS = """
@@ -92,11 +93,9 @@ def write_report(out_dir: str | Path) -> Path:
         raise SimrealError("no results.json: not an experiment folder", out_dir)
     try:
         results = json.loads(results_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SimrealError(f"unreadable results ({exc})", results_path) from None
+    except ValueError as exc:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+        raise SimrealError(f"unreadable results ({exc.__class__.__name__}: {exc})", results_path) from None
     page = render_report(results, out_dir)
     target = out_dir / "report.html"
-    tmp = target.with_name(".report.html.tmp")
-    tmp.write_text(page)
-    tmp.replace(target)
+    write_text(target, page)
     return target

@@ -14,11 +14,6 @@ from simreal.data.writer import write_json
 from simreal.errors import SimrealError
 
 
-def default_real_data() -> Path:
-    """``../shared/data`` beside the checkout (where the project's real data sets live)."""
-    return Path(__file__).resolve().parents[4] / "shared" / "data"
-
-
 class Stages:
     """Runs an experiment's stages once each: a rerun skips finished stages and resumes the rest.
 
@@ -88,6 +83,29 @@ def mean_of(rows: list[dict[str, str]], column: str, keep: Callable[[dict[str, s
     values = [float(r[column]) for r in rows if keep(r) and r.get(column, "") not in ("", "nan")]
     values = [v for v in values if np.isfinite(v)]
     return (float(np.mean(values)) if values else float("nan")), len(values)
+
+
+#: Bootstrap resamples behind every interval in a report (seeded: same rows, same interval).
+N_BOOT = 10000
+
+
+def group_figure(rows: list[dict[str, Any]], column: str, keep: Callable[[dict[str, Any]], bool] = lambda r: True,
+                 seed: int = 0) -> dict[str, Any]:
+    """One reported figure of per-frame rows (``rows.csv``): the mean of group means with its cluster
+    bootstrap interval (whole groups resampled), the plain frame mean, n_frames and n_groups.
+
+    Rows without a group count as their own group. NaN and empty cells are left out.
+    """
+    from simreal.metrics.stats import group_summary
+
+    picked = [r for r in rows if keep(r) and str(r.get(column, "")) not in ("", "nan")]
+    values = np.array([float(r[column]) for r in picked])
+    if not values.size:
+        nan = float("nan")
+        return {"value": nan, "frame_mean": nan, "ci_low": nan, "ci_high": nan, "n_frames": 0, "n_groups": 0}
+    s = group_summary(values, [r.get("group") or r["id"] for r in picked], n_boot=N_BOOT, seed=seed)
+    return {"value": s.mean, "frame_mean": s.frame_mean, "ci_low": s.ci_low, "ci_high": s.ci_high,
+            "n_frames": s.n_frames, "n_groups": s.n_groups}
 
 
 def write_results(out: Path, results: dict[str, Any]) -> Path:

@@ -16,10 +16,14 @@ Conventions (the usual Eigen et al. / monodepth set, written out so a reader can
 * ``nrmse``: ``"range"`` divides the RMSE by ``max(g) - min(g)`` over valid pixels, ``"mean"`` by
   ``mean(g)``; NaN when the divisor is 0 (a constant ground truth under ``"range"``).
 * ``ssim``: SSIM of the two depth maps (Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, data range =
-  ``max(g) - min(g)`` over valid pixels, windows mirrored at the border), averaged over the valid
-  pixels; invalid pixels are set to 0 in both maps first. On an all-valid map this equals torchmetrics'
-  ``structural_similarity_index_measure`` (1.9) with the same data range. Images smaller than 11 px use
-  the largest odd window that fits (sigma scaled by window / 11); below 3 px it is NaN.
+  ``max(g) - min(g)`` over valid pixels, windows mirrored at the border) with **masked windows**: the
+  local means, variances and covariance use only the valid pixels of each window, with the Gaussian
+  weights renormalised over them (normalised convolution, e.g. ``mu_x = blur(m x) / blur(m)``), and
+  the SSIM map is averaged over windows centred on valid pixels. So a hole (gt = 0) neither adds a
+  false edge nor a flat region, and whatever the maps hold inside holes has no effect. On an all-
+  valid map this equals torchmetrics' ``structural_similarity_index_measure`` (1.9) with the same data
+  range. Images smaller than 11 px use the largest odd window that fits (sigma scaled by window / 11);
+  below 3 px it is NaN.
 * scaling: ``"median"`` multiplies the prediction by ``median(g) / median(p)``; ``"lsq"`` by the least-
   squares scale ``sum(p g) / sum(p^2)``, both over valid pixels (of one image, or of a whole sequence:
   see :func:`fit_scale` and :mod:`simreal.metrics.evaluate`).
@@ -163,28 +167,67 @@ def _gaussian_1d(size: int, sigma: float) -> np.ndarray:
     return k / k.sum()
 
 
-def ssim_map(x: np.ndarray, y: np.ndarray, *, data_range: float, window: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """SSIM at every pixel ((H, W)), windows mirrored at the image border.
+def ssim_map(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    data_range: float,
+    window: int = 11,
+    sigma: float = 1.5,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """SSIM at every pixel ((H, W)), windows mirrored at the image border, optionally masked.
 
     Gaussian-weighted means, variances and covariance (Wang et al. 2004), K1 = 0.01, K2 = 0.03; the
     border is handled by reflection without repeating the edge pixel (torch's ``reflect`` padding, which
     torchmetrics uses) and negative variances from rounding are clipped to 0, as torchmetrics does.
+
+    Args:
+        x, y: (H, W) maps in the same unit (mm for depth).
+        data_range: value range that sets the stabilising constants C1, C2 (same unit).
+        window, sigma: Gaussian window size (odd, px) and standard deviation (px).
+        mask: (H, W) bool, True where both maps hold data. Each window's statistics then use its valid
+            pixels only, the Gaussian weights renormalised over them (``blur(m x) / blur(m)`` etc.), so
+            values at invalid pixels have no influence. The map is NaN where no valid pixel is in reach;
+            only entries at valid pixels are meaningful. None = every pixel valid.
     """
     k = _gaussian_1d(window, sigma)
 
     def blur(a: np.ndarray) -> np.ndarray:
         return ndimage.correlate1d(ndimage.correlate1d(a, k, axis=0, mode="mirror"), k, axis=1, mode="mirror")
 
+    if mask is None:
+        # Weights sum to 1 in every window: plain blur, bit-for-bit the unmasked SSIM.
+        def wmean(a: np.ndarray) -> np.ndarray:
+            return blur(a)
+    else:
+        m = np.asarray(mask, dtype=np.float64)
+        # Zero the invalid pixels first: 0 * NaN would still be NaN.
+        x, y = np.where(mask, x, 0.0), np.where(mask, y, 0.0)
+        weight = blur(m)
+        weight[weight <= 0] = np.nan  # no valid pixel within reach of this window
+
+        def wmean(a: np.ndarray) -> np.ndarray:
+            return blur(m * a) / weight
+
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = blur(x), blur(y)
-    vx = np.maximum(blur(x * x) - mx * mx, 0.0)
-    vy = np.maximum(blur(y * y) - my * my, 0.0)
-    cxy = blur(x * y) - mx * my
+    mx, my = wmean(x), wmean(y)
+    vx = np.maximum(wmean(x * x) - mx * mx, 0.0)
+    vy = np.maximum(wmean(y * y) - my * my, 0.0)
+    cxy = wmean(x * y) - mx * my
     return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
-    """SSIM of two depth maps, averaged over windows centred on valid pixels (see module docstring)."""
+    """SSIM of two depth maps with masked windows, averaged over valid pixels (see module docstring).
+
+    Args:
+        pred, gt: (H, W) depth maps (mm).
+        mask: (H, W) bool valid pixels (:func:`valid_mask`); nothing outside it affects the result.
+
+    Returns:
+        Mean SSIM over the valid pixels; NaN for images under 3 px.
+    """
     h, w = gt.shape
     window = min(11, min(h, w) if min(h, w) % 2 == 1 else min(h, w) - 1)
     if window < 3:
@@ -192,9 +235,8 @@ def ssim(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
     sigma = 1.5 * window / 11
     g = gt[mask]
     data_range = float(g.max() - g.min()) or 1.0  # constant gt: any positive range keeps SSIM defined
-    x = np.where(mask, pred, 0.0)
-    y = np.where(mask, gt, 0.0)
-    smap = ssim_map(x, y, data_range=data_range, window=window, sigma=sigma)
+    # An all-valid map takes the unmasked path so it matches torchmetrics to the last bits.
+    smap = ssim_map(pred, gt, data_range=data_range, window=window, sigma=sigma, mask=None if mask.all() else mask)
     return float(smap[mask].mean())
 
 

@@ -1,4 +1,4 @@
-"""Evaluate a prediction dataset folder against a ground-truth dataset folder (DESIGN.md, contract 3).
+"""Evaluate a prediction dataset folder against a ground-truth dataset folder (rows.csv + summary.json).
 
 Both folders are simreal datasets (:class:`~simreal.data.reader.DatasetReader`). Samples are paired by
 id (a prediction made from a dataset keeps the input's ids); the two id sets must be identical unless
@@ -9,28 +9,41 @@ median and n per metric, plus the settings) are written atomically (temporary fi
 Summary conventions: ``std`` is the sample standard deviation (ddof 1; 0 for one sample); NaN values
 (e.g. an HD95 with one empty mask) are left out of mean / std / median, ``n`` counts the finite values
 and ``n_nan`` the others; a statistic with no finite value is ``null`` in JSON.
+
+Groups: frames of one sequence (or rendered colon, CT volume) are not independent. When every
+ground-truth record carries a ``group``, each metric's summary also gives ``n_groups``, ``group_mean``
+(the mean of the per-group means: each group weighs equally) and ``group_ci_low`` / ``group_ci_high``
+(its percentile cluster-bootstrap interval, whole groups resampled, seeded so the same input gives the
+same interval; see :mod:`simreal.metrics.stats`); the top level gives ``n_frames``, ``n_groups`` and
+the bootstrap settings under ``group_stats``. Without groups ``n_groups`` is ``null``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
+from simreal.atomic import write_text
 from simreal.data.reader import DatasetReader
 from simreal.data.writer import write_json
 from simreal.errors import SimrealError
 from simreal.metrics.depth import DEPTH_METRICS, NrmseNorm, Scaling, depth_metrics, fit_scale, valid_mask
 from simreal.metrics.segmentation import segmentation_metrics
+from simreal.metrics.stats import GROUP_ESTIMAND, group_summary
 
 ROWS_FILE = "rows.csv"
 SUMMARY_FILE = "summary.json"
+
+#: Cluster-bootstrap settings of the group-level summary (fixed so a summary is reproducible).
+SUMMARY_N_BOOT = 10000
+SUMMARY_SEED = 0
+SUMMARY_CONFIDENCE = 0.95
 
 
 def _open_pair(
@@ -77,34 +90,88 @@ def _read_checked(pred: DatasetReader, gt: DatasetReader, sid: str, ip: int, ig:
     return p, g
 
 
-def summarise(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Mean, std (ddof 1), median, n (finite values) and n_nan of every metric over the rows."""
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def summarise(
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    groups: Sequence[str] | None = None,
+    n_boot: int = SUMMARY_N_BOOT,
+    seed: int = SUMMARY_SEED,
+    confidence: float = SUMMARY_CONFIDENCE,
+) -> dict[str, dict[str, Any]]:
+    """Per-metric summary over the rows: mean, std (ddof 1), median, n (finite values), n_nan.
+
+    Args:
+        rows: one mapping per frame holding every name in ``metrics``.
+        metrics: the metric names to summarise.
+        groups: the group of every row (same order), or None. When given, each metric also gets
+            ``n_groups``, ``group_mean`` (mean of group means), ``group_ci_low`` and ``group_ci_high``
+            (cluster bootstrap, see :func:`simreal.metrics.stats.group_summary`), over its finite values.
+        n_boot, seed, confidence: of that cluster bootstrap.
+
+    Returns:
+        metric -> dict of the statistics above (None where undefined).
+    """
     out: dict[str, dict[str, Any]] = {}
     for m in metrics:
         v = np.array([float(r[m]) for r in rows], dtype=np.float64)
-        f = v[np.isfinite(v)]
-
-        def num(x: float) -> float | None:
-            return float(x) if np.isfinite(x) else None
-
+        finite = np.isfinite(v)
+        f = v[finite]
         out[m] = {
-            "mean": num(f.mean()) if f.size else None,
-            "std": num(f.std(ddof=1)) if f.size > 1 else (0.0 if f.size == 1 else None),
-            "median": num(np.median(f)) if f.size else None,
+            "mean": _num(f.mean()) if f.size else None,
+            "std": _num(f.std(ddof=1)) if f.size > 1 else (0.0 if f.size == 1 else None),
+            "median": _num(np.median(f)) if f.size else None,
             "n": int(f.size),
             "n_nan": int(v.size - f.size),
         }
+        if groups is not None:
+            if f.size:
+                g = group_summary(v, groups, n_boot=n_boot, seed=seed, confidence=confidence)
+                out[m].update(n_groups=g.n_groups, group_mean=_num(g.mean), group_ci_low=_num(g.ci_low), group_ci_high=_num(g.ci_high))
+            else:
+                out[m].update(n_groups=0, group_mean=None, group_ci_low=None, group_ci_high=None)
     return out
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def _group_fields(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str] | None, dict[str, Any]]:
+    """The rows' groups (None unless every row has one) and the top-level summary fields about them."""
+    groups = [r.get("group") for r in rows]
+    present = [g for g in groups if g not in (None, "")]
+    fields: dict[str, Any] = {"n_frames": len(rows), "n_groups": None}
+    if not present:
+        return None, fields
+    if len(present) < len(groups):
+        # A partial grouping cannot define group means; say so rather than invent groups.
+        fields["note"] = (
+            f"{len(groups) - len(present)} of {len(groups)} ground-truth samples have no group: "
+            "group-level statistics left out"
+        )
+        return None, fields
+    fields["n_groups"] = len(set(present))
+    fields["group_stats"] = {
+        "estimand": GROUP_ESTIMAND,
+        "interval": "percentile cluster bootstrap (whole groups resampled)",
+        "n_boot": SUMMARY_N_BOOT,
+        "seed": SUMMARY_SEED,
+        "confidence": SUMMARY_CONFIDENCE,
+    }
+    return [str(g) for g in groups], fields
+
+
+@contextmanager
+def _progress(total: int, description: str, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr (nothing when disabled); yields ``advance()``, one call per sample."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), disable=not enabled) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 def write_results(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], summary: dict[str, Any]) -> None:
@@ -125,7 +192,7 @@ def write_results(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], column
         w.writerow({k: ("" if r.get(k) is None else (repr(float(r[k])) if isinstance(r[k], (float, np.floating)) else r[k])) for k in columns})
     path = out / ROWS_FILE
     try:
-        _atomic_text(path, buf.getvalue())
+        write_text(path, buf.getvalue())
         path = out / SUMMARY_FILE
         write_json(path, summary)
     except OSError as exc:  # e.g. an existing but read-only --out folder
@@ -143,6 +210,7 @@ def evaluate_depth(
     max_depth: float | None = None,
     nrmse_norm: NrmseNorm = "range",
     intersect: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Depth metrics of a prediction dataset against a ground-truth dataset, both with "depth" (mm).
 
@@ -155,10 +223,13 @@ def evaluate_depth(
         min_depth, max_depth: optional depth caps in mm.
         nrmse_norm: "range" or "mean".
         intersect: evaluate the shared ids instead of failing on different id sets.
+        progress: show a rich progress bar on stderr.
 
     Returns:
-        The summary written to ``summary.json``: ``task``, ``n``, ``settings``, ``metrics`` (metric ->
-        mean / std / median / n / n_nan).
+        The summary written to ``summary.json``: ``task``, ``n`` (= ``n_frames``), ``n_groups``,
+        ``settings``, ``metrics`` (metric -> mean / std / median / n / n_nan, plus n_groups /
+        group_mean / group_ci_low / group_ci_high when the ground truth carries groups: see the
+        module docstring).
 
     Raises:
         SimrealError: missing / empty folders, a folder without depth, different id sets, shape
@@ -183,24 +254,28 @@ def evaluate_depth(
             )
         groups[group if per == "sequence" else sid].append((sid, ip, ig))
     rows: dict[str, dict[str, Any]] = {}
-    for members in groups.values():
-        loaded = [(sid, ig, *_read_checked(pred, gt, sid, ip, ig, "depth")) for sid, ip, ig in members]
-        scale = None
-        if per == "sequence" and scaling != "none":
-            masks = [valid_mask(p, g, min_depth=min_depth, max_depth=max_depth, sample=sid) for sid, _, p, g in loaded]
-            scale = fit_scale([p for _, _, p, _ in loaded], [g for _, _, _, g in loaded], masks, scaling)
-        for sid, ig, p, g in loaded:
-            m = depth_metrics(
-                p, g, scale=scale, scaling=scaling, min_depth=min_depth, max_depth=max_depth, nrmse_norm=nrmse_norm, sample=sid
-            )
-            rows[sid] = {"id": sid, "group": gt.records[ig].group, **m}
+    with _progress(len(pairs), "evaluating depth", progress) as advance:
+        for members in groups.values():
+            loaded = [(sid, ig, *_read_checked(pred, gt, sid, ip, ig, "depth")) for sid, ip, ig in members]
+            scale = None
+            if per == "sequence" and scaling != "none":
+                masks = [valid_mask(p, g, min_depth=min_depth, max_depth=max_depth, sample=sid) for sid, _, p, g in loaded]
+                scale = fit_scale([p for _, _, p, _ in loaded], [g for _, _, _, g in loaded], masks, scaling)
+            for sid, ig, p, g in loaded:
+                m = depth_metrics(
+                    p, g, scale=scale, scaling=scaling, min_depth=min_depth, max_depth=max_depth, nrmse_norm=nrmse_norm, sample=sid
+                )
+                rows[sid] = {"id": sid, "group": gt.records[ig].group, **m}
+                advance()
     ordered = [rows[sid] for sid, _, _ in pairs]
     metric_names = [*DEPTH_METRICS, "scale"]
+    row_groups, group_fields = _group_fields(ordered)
     summary = {
         "task": "depth",
         "pred": str(pred.root),
         "gt": str(gt.root),
         "n": len(ordered),
+        **group_fields,
         "settings": {
             "scaling": scaling,
             "per": per,
@@ -210,7 +285,7 @@ def evaluate_depth(
             "intersect": intersect,
             "unit": "mm",
         },
-        "metrics": summarise(ordered, metric_names),
+        "metrics": summarise(ordered, metric_names, groups=row_groups),
     }
     write_results(out_dir, ordered, ["id", "group", *metric_names], summary)
     return summary
@@ -225,6 +300,7 @@ def evaluate_seg(
     include_background: bool = False,
     spacing: float | None = None,
     intersect: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Segmentation metrics of a prediction dataset against a ground-truth dataset, both with "mask".
 
@@ -236,10 +312,11 @@ def evaluate_seg(
         include_background: also score class 0.
         spacing: pixel size in mm for HD95 (None = pixels).
         intersect: evaluate the shared ids instead of failing on different id sets.
+        progress: show a rich progress bar on stderr.
 
     Returns:
         The summary written to ``summary.json`` (per-class ``dice_<name>``, ``iou_<name>``,
-        ``hd95_<name>`` and their means over classes).
+        ``hd95_<name>`` and their means over classes; group fields as in :func:`evaluate_depth`).
 
     Raises:
         SimrealError: as :func:`evaluate_depth`, plus no class list or unknown label values.
@@ -251,16 +328,20 @@ def evaluate_seg(
             raise SimrealError("ground truth dataset.json names no mask classes; pass classes explicitly", gt.root / "dataset.json")
         classes = label.classes
     rows = []
-    for sid, ip, ig in pairs:
-        p, g = _read_checked(pred, gt, sid, ip, ig, "mask")
-        m = segmentation_metrics(p, g, classes, include_background=include_background, spacing=spacing, sample=sid)
-        rows.append({"id": sid, "group": gt.records[ig].group, **m})
+    with _progress(len(pairs), "evaluating segmentation", progress) as advance:
+        for sid, ip, ig in pairs:
+            p, g = _read_checked(pred, gt, sid, ip, ig, "mask")
+            m = segmentation_metrics(p, g, classes, include_background=include_background, spacing=spacing, sample=sid)
+            rows.append({"id": sid, "group": gt.records[ig].group, **m})
+            advance()
     metric_names = [k for k in rows[0] if k not in ("id", "group")]
+    row_groups, group_fields = _group_fields(rows)
     summary = {
         "task": "seg",
         "pred": str(pred.root),
         "gt": str(gt.root),
         "n": len(rows),
+        **group_fields,
         "settings": {
             "classes": {str(k): v for k, v in sorted(classes.items())},
             "include_background": include_background,
@@ -268,7 +349,7 @@ def evaluate_seg(
             "hd95_unit": "mm" if spacing is not None else "px",
             "intersect": intersect,
         },
-        "metrics": summarise(rows, metric_names),
+        "metrics": summarise(rows, metric_names, groups=row_groups),
     }
     write_results(out_dir, rows, ["id", "group", *metric_names], summary)
     return summary

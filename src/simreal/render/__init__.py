@@ -2,13 +2,51 @@
 
 Only this package imports a renderer (``embreex``), and only when a scene is built.
 
-Pieces, in pipeline order: ``camera`` (rays for a Camera), ``raycast`` (Embree hits -> depth, normals,
-labels), ``shading`` (endoscope light on mucosa -> RGB), ``colonoscopy`` (draw a frame's parameters, then
-render them), ``run`` (write a whole dataset folder in parallel, resumably), ``tube`` (a closed-form test
-scene).
+Pieces, in pipeline order: ``config`` (the ranges frames are drawn from), ``camera`` (rays for a Camera,
+OpenCV pixel convention), ``raycast`` (Embree hits -> depth, normals, labels), ``shading`` (endoscope
+light on mucosa -> RGB), ``colonoscopy`` (draw a frame's parameters, then render them;
+:class:`ColonoscopyRenderer`), ``job`` (a whole render run as one config, read from YAML / TOML / JSON or
+a rendered ``dataset.json``), ``run`` (write a dataset folder in parallel, resumably), ``tube`` (a
+closed-form test scene).
 """
 
-from simreal.render.colonoscopy import ColonoscopyConfig, camera_from_params, render_frame, sample_frame_params
-from simreal.render.run import render_colon_dataset
+from simreal.render.colonoscopy import (
+    ColonoscopyRenderer,
+    Frame,
+    FrameParams,
+    Placement,
+    camera_from_params,
+    render_frame,
+    sample_frame_params,
+)
+from simreal.render.config import (
+    AppearanceConfig,
+    ColonoscopyConfig,
+    LensConfig,
+    PolypViewConfig,
+    PoseConfig,
+    override,
+)
+from simreal.render.job import RenderJob, read_render_job
+from simreal.render.run import colonoscopy_dataset_info, render_colon_dataset, render_job
 
-__all__ = ["ColonoscopyConfig", "camera_from_params", "render_colon_dataset", "render_frame", "sample_frame_params"]
+__all__ = [
+    "AppearanceConfig",
+    "ColonoscopyConfig",
+    "ColonoscopyRenderer",
+    "Frame",
+    "FrameParams",
+    "LensConfig",
+    "Placement",
+    "PolypViewConfig",
+    "PoseConfig",
+    "RenderJob",
+    "camera_from_params",
+    "colonoscopy_dataset_info",
+    "override",
+    "read_render_job",
+    "render_colon_dataset",
+    "render_frame",
+    "render_job",
+    "sample_frame_params",
+]

@@ -1,7 +1,12 @@
 """Camera rays for the dataset's :class:`~simreal.data.format.Camera` (pinhole and equidistant fisheye).
 
-Camera frame: x right, y down, z forward (OpenCV). Pixel ``(u, v)`` = (column, row) has its centre at
-``(col + 0.5, row + 0.5)``. Poses are camera-to-world 4x4 matrices in millimetres.
+Camera frame: x right, y down, z forward; pixels in OpenCV's convention: pixel ``(u, v)`` = (column, row)
+has its centre at the integer coordinates ``(u, v)``, so the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5]
+and a centred principal point is ``((W - 1) / 2, (H - 1) / 2)``. The stored intrinsics therefore work as
+they are in OpenCV (``cv2.projectPoints``; ``cv2.fisheye.projectPoints`` with D = (k1, k2, k3, k4)).
+COLMAP puts the centre of the top-left pixel at (0.5, 0.5) instead: add 0.5 to cx and cy for its
+``PINHOLE`` / ``OPENCV_FISHEYE`` cameras. Poses are camera-to-world 4x4 matrices in millimetres (OpenCV
+and COLMAP want world-to-camera: invert them).
 
 Example:
     >>> cam = make_camera(64, 64, fov_deg=120.0)
@@ -20,9 +25,7 @@ import numpy as np
 from simreal.data.format import Camera, CameraModel
 from simreal.errors import SimrealError
 
-#: Fisheye rays further than this from the optical axis are not cast (the black ring around a fisheye
-#: image); at 90 degrees z-depth would stop being defined.
-FISHEYE_MAX_THETA_DEG = 85.0
+from simreal.render.config import FISHEYE_MAX_THETA_DEG
 
 
 def _fisheye_theta_d(theta: float, distortion: tuple[float, ...]) -> float:
@@ -41,6 +44,10 @@ def make_camera(
     pose: np.ndarray | None = None,
 ) -> Camera:
     """A camera whose horizontal field of view is ``fov_deg``, principal point at the image centre.
+
+    The field of view spans the full image width, from the left edge of the first pixel column
+    (u = -0.5) to the right edge of the last (u = W - 0.5): ``fx = (W / 2) / tan(fov / 2)`` for pinhole,
+    ``fx = (W / 2) / theta_d(fov / 2)`` for fisheye; ``cx = (W - 1) / 2``, ``cy = (H - 1) / 2``.
 
     Args:
         width, height: image size in pixels.
@@ -74,7 +81,7 @@ def make_camera(
             raise SimrealError(f"pose must be a 4x4 matrix, got shape {pose.shape}")
         pose_t = tuple(tuple(float(x) for x in row) for row in pose)
     return Camera(
-        width=int(width), height=int(height), fx=f, fy=f, cx=width / 2.0, cy=height / 2.0,
+        width=int(width), height=int(height), fx=f, fy=f, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0,
         model=model, distortion=tuple(float(k) for k in distortion), pose=pose_t,
     )
 
@@ -100,8 +107,8 @@ def _undistort_theta(theta_d: np.ndarray, distortion: tuple[float, ...]) -> np.n
 def _rays_cached(
     width: int, height: int, fx: float, fy: float, cx: float, cy: float, model: str, distortion: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    cols = np.arange(width, dtype=np.float64) + 0.5
-    rows = np.arange(height, dtype=np.float64) + 0.5
+    cols = np.arange(width, dtype=np.float64)  # pixel centres at integer coordinates (OpenCV)
+    rows = np.arange(height, dtype=np.float64)
     x = np.broadcast_to(((cols - cx) / fx)[None, :], (height, width)).ravel()
     y = np.broadcast_to(((rows - cy) / fy)[:, None], (height, width)).ravel()
     valid = np.ones(x.shape, dtype=bool)

@@ -1,148 +1,219 @@
 """The colonoscopy forward model: draw a frame's parameters, then render them deterministically.
 
 ``sample_frame_params(rng, mesh, config)`` draws everything random about one frame (camera pose along the
-centerline, field of view, lens, colours, light, noise) into a JSON-able dict; ``render_frame(scene,
-params, size)`` turns that dict into pixels and labels with no randomness of its own. The dict is stored
-with the sample, so any frame can be re-rendered from its record.
+centerline or at a polyp, field of view, lens, colours, light, noise) into a :class:`FrameParams`;
+``render_frame(scene, params, size)`` turns it into a :class:`Frame` (pixels, labels, camera) with no
+randomness of its own. The params are stored with every sample (``FrameParams.to_dict()``), so any frame
+can be rendered again from its record. :class:`ColonoscopyRenderer` holds one mesh ready for both steps.
 
 Example:
-    >>> mesh = make_colon(0)                                       # doctest: +SKIP
-    >>> scene = MeshScene(mesh)
-    >>> params = sample_frame_params(np.random.default_rng(0), mesh, ColonoscopyConfig())
-    >>> arrays = render_frame(scene, params, 256)                  # image, depth, normals, mask, instance
+    >>> import numpy as np, simreal
+    >>> colon = simreal.procedural_colon(seed=3)                          # doctest: +SKIP
+    >>> renderer = ColonoscopyRenderer(colon, ColonoscopyConfig())       # doctest: +SKIP
+    >>> params = renderer.sample(np.random.default_rng(0))               # doctest: +SKIP
+    >>> frame = renderer.render(params, size=256)                        # doctest: +SKIP
+    >>> frame.image.shape, frame.depth.shape, frame.camera.cx            # doctest: +SKIP
+    ((256, 256, 3), (256, 256), 127.5)
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
 from simreal.anatomy.mesh import POLYP, AnatomyMesh
-from simreal.data.format import Camera
+from simreal.data.format import Camera, CameraModel, SampleRecord
 from simreal.errors import SimrealError
 from simreal.render.camera import make_camera
+from simreal.render.config import (
+    FIELD_STOPS,
+    AppearanceConfig,
+    ColonoscopyConfig,
+    FieldStop,
+    LensConfig,
+    PolypViewConfig,
+    PoseConfig,
+    Range,
+    RGBRange,
+    _Checks,
+)
 from simreal.render.raycast import MeshScene, cast_camera
 from simreal.render.shading import ShadingParams, shade
 
-Range = tuple[float, float]
-RGBRange = tuple[tuple[float, float, float], tuple[float, float, float]]
+__all__ = [
+    "FIELD_STOPS", "MASK_CLASSES", "AppearanceConfig", "ColonoscopyConfig", "ColonoscopyRenderer", "Frame",
+    "FrameParams", "LensConfig", "Placement", "PlacementIndex", "PolypViewConfig", "PoseConfig",
+    "camera_from_params", "field_stop_mask", "polyp_targets", "render_frame", "sample_frame_params",
+]
 
 #: Class ids written to the mask files.
 MASK_CLASSES = {0: "background", 1: "polyp"}
 
-#: Shapes of the endoscope's field stop (black image border).
-FIELD_STOPS = ("none", "circle", "octagon")
+
+# --- what one frame draws ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ColonoscopyConfig:
-    """Ranges the colonoscopy frames are drawn from (uniform unless said). Lengths in mm, angles in degrees.
+class Placement:
+    """How a frame's pose was drawn: a record for people and statistics; rendering reads only the pose.
 
     Args:
-        fov_deg: horizontal field of view.
-        fisheye: use the equidistant fisheye lens model (else pinhole).
-        fisheye_k1: range of the first fisheye distortion coefficient.
-        offset_frac: largest distance of the camera from the centerline, as a fraction of the local radius.
-        min_clearance_frac: smallest distance from the camera to the nearest mesh vertex, as a fraction of
-            the local radius (the tip never touches the wall or sits inside a polyp).
-        look_deg: largest yaw / pitch away from the centerline direction.
-        backward_prob: probability of looking against the centerline order.
-        end_margin_frac: fraction of the centerline length kept free at both ends.
-        normals: write the normals file.
-        polyp_view_prob: probability that a frame looks at a polyp close up (as in polyp datasets such as
-            CVC-ClinicDB) instead of down the lumen; meshes without polyps always use the lumen pose.
-        polyp_distance_mm: range of the tip-to-polyp distance of a polyp view; the upper end is further
-            capped at ``polyp_distance_diameters`` times the polyp's size (small polyps are seen close up).
-        polyp_distance_diameters: see ``polyp_distance_mm``.
-        polyp_offcentre: largest angle of the polyp from the optical axis, as a fraction of half the
-            field of view.
-        polyp_tilt_deg: largest angle between the viewing direction and the polyp's way to the
-            centerline (oblique views along the lumen).
-        field_stop: ``"none"``, ``"circle"`` or ``"octagon"``: image pixels outside the endoscope's field
-            stop are black (as in real endoscope frames), and the labels there say "nothing seen":
-            depth 0, normals 0, mask 0, instance 0 (no supervision or evaluation on pixels without
-            image content).
-        base_rgb, dark_rgb, vessel_rgb: per-channel ranges (low, high) of the mucosa, mottling and
-            vessel albedos (linear RGB).
-        vessel_strength, polyp_tint, light_power (mm^2), spot_exponent, ambient, specular, shininess,
-        vignetting, noise_std, gamma, exposure: see :class:`~simreal.render.shading.ShadingParams`.
+        view: ``"lumen"`` (near the centerline, looking along it) or ``"polyp"`` (looking at a polyp).
+        centerline_s_mm: arc length of the centerline point the camera was placed from, mm.
+        offset_mm: distance of the camera from that centerline point, mm.
+        roll_deg: roll about the optical axis, degrees.
+        backward: whether the camera looks against the centerline order.
+        yaw_deg, pitch_deg: lumen views: the look-around angles away from the centerline direction.
+        polyp_instance, polyp_distance_mm, polyp_offcentre_deg: polyp views: the polyp aimed at, the
+            tip-to-polyp distance (mm) and the polyp's angle from the optical axis.
     """
 
-    fov_deg: Range = (100.0, 140.0)
-    fisheye: bool = False
-    fisheye_k1: Range = (-0.05, 0.05)
-    offset_frac: float = 0.5
-    min_clearance_frac: float = 0.2
-    look_deg: float = 25.0
-    backward_prob: float = 0.5
-    end_margin_frac: float = 0.08
-    normals: bool = True
-    polyp_view_prob: float = 0.5
-    polyp_distance_mm: Range = (8.0, 40.0)
-    polyp_distance_diameters: float = 2.5
-    polyp_offcentre: float = 0.5
-    polyp_tilt_deg: float = 60.0
-    field_stop: str = "none"
-    # Tuned by eye against CVC-ClinicDB frames: orange-pink to salmon mucosa (linear G/R ~0.3-0.55).
-    base_rgb: RGBRange = ((0.80, 0.30, 0.12), (0.95, 0.52, 0.36))
-    dark_rgb: RGBRange = ((0.60, 0.18, 0.08), (0.85, 0.36, 0.24))
-    vessel_rgb: RGBRange = ((0.40, 0.04, 0.04), (0.60, 0.12, 0.10))
-    vessel_strength: Range = (0.1, 0.5)
-    # Polyps a bit redder (G, B down) or paler (all up) than the wall.
-    polyp_tint: RGBRange = ((0.92, 0.65, 0.65), (1.05, 1.0, 1.0))
-    light_power: Range = (100.0, 450.0)
-    spot_exponent: Range = (0.5, 2.0)
-    ambient: Range = (0.0, 0.03)
-    specular: Range = (0.5, 1.5)
-    shininess: Range = (60.0, 250.0)
-    vignetting: Range = (0.0, 0.5)
-    noise_std: Range = (0.0, 0.015)
-    gamma: Range = (2.0, 2.4)
-    exposure: Range = (0.45, 0.8)
+    view: Literal["lumen", "polyp"]
+    centerline_s_mm: float
+    offset_mm: float
+    roll_deg: float
+    backward: bool
+    yaw_deg: float | None = None
+    pitch_deg: float | None = None
+    polyp_instance: int | None = None
+    polyp_distance_mm: float | None = None
+    polyp_offcentre_deg: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameParams:
+    """Everything drawn for one frame: the input of :func:`render_frame`, stored in its sample record.
+
+    Args:
+        pose: (4, 4) camera-to-world matrix, mm (camera frame x right, y down, z forward), as nested tuples.
+        fov_deg: horizontal field of view across the image width, degrees.
+        camera_model: ``"pinhole"`` or ``"fisheye"``.
+        distortion: fisheye coefficients (k1,); empty for pinhole.
+        field_stop: ``"none"``, ``"circle"`` or ``"octagon"`` (see :func:`field_stop_mask`).
+        shading: the drawn appearance.
+        placement: how the pose was drawn (informational).
+        anatomy_index: which of a dataset's anatomies (``dataset.json`` ``generator.anatomies``) the frame
+            shows; set by the dataset runner, 0 otherwise.
+
+    Example:
+        >>> params = FrameParams.from_dict(record.params)                 # doctest: +SKIP
+        >>> params.to_dict() == record.params                              # doctest: +SKIP
+        True
+    """
+
+    pose: tuple[tuple[float, ...], ...]
+    fov_deg: float
+    camera_model: CameraModel
+    distortion: tuple[float, ...]
+    field_stop: FieldStop
+    shading: ShadingParams
+    placement: Placement
+    anatomy_index: int = 0
 
     def __post_init__(self) -> None:
-        problems = []
-        for f in dataclasses.fields(self):
-            val = getattr(self, f.name)
-            if isinstance(val, tuple) and len(val) == 2:
-                lo, hi = val
-                if np.any(np.asarray(lo) > np.asarray(hi)):
-                    problems.append(f"{f.name}: low {lo} above high {hi}")
-        lo, hi = self.fov_deg
-        if lo <= 0 or hi >= (170.0 if self.fisheye else 179.0):
-            problems.append(f"fov_deg {self.fov_deg} out of range")
-        if not 0.0 <= self.offset_frac < 1.0:
-            problems.append(f"offset_frac must be in [0, 1), got {self.offset_frac}")
-        if not 0.0 <= self.end_margin_frac < 0.5:
-            problems.append(f"end_margin_frac must be in [0, 0.5), got {self.end_margin_frac}")
-        if not 0.0 <= self.polyp_view_prob <= 1.0:
-            problems.append(f"polyp_view_prob must be in [0, 1], got {self.polyp_view_prob}")
-        if self.polyp_distance_mm[0] <= 0 or self.polyp_distance_diameters <= 0:
-            problems.append("polyp distances must be positive")
-        if not 0.0 <= self.polyp_offcentre < 1.0 or not 0.0 <= self.polyp_tilt_deg < 90.0:
-            problems.append("polyp_offcentre must be in [0, 1) and polyp_tilt_deg in [0, 90)")
+        c = _Checks("")
+        pose = np.asarray(self.pose, dtype=np.float64) if _is_matrix(self.pose) else None
+        if pose is None or pose.shape != (4, 4) or not np.isfinite(pose).all():
+            c.add("pose", "expected a finite 4x4 matrix")
+        elif not np.allclose(pose[:3, :3].T @ pose[:3, :3], np.eye(3), atol=1e-6) or not np.allclose(
+                pose[3], [0, 0, 0, 1]):
+            c.add("pose", "expected a rigid camera-to-world matrix (orthonormal rotation, last row 0 0 0 1)")
+        else:  # stored as nested tuples of floats whatever came in (an array, lists)
+            object.__setattr__(self, "pose", tuple(tuple(float(x) for x in row) for row in pose))
+        object.__setattr__(self, "distortion", tuple(float(k) for k in self.distortion))
+        if self.camera_model not in ("pinhole", "fisheye"):
+            c.add("camera_model", f"must be 'pinhole' or 'fisheye', got {self.camera_model!r}")
         if self.field_stop not in FIELD_STOPS:
-            problems.append(f"field_stop must be one of {FIELD_STOPS}, got {self.field_stop!r}")
-        if problems:
-            raise SimrealError("invalid colonoscopy config: " + "; ".join(problems))
+            c.add("field_stop", f"must be one of {', '.join(FIELD_STOPS)}, got {self.field_stop!r}")
+        c.done()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (tuples become lists), so it compares equal after a JSON round trip."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Plain JSON types: what a sample record's ``params`` holds."""
+        from simreal.configs import to_plain
+
+        return to_plain(self)
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], *, source: Any = None) -> "FrameParams":
+        """Params from a sample record's ``params``, strictly (unknown keys and wrong types raise).
+
+        Args:
+            mapping: ``record.params`` of a rendered colonoscopy set.
+            source: the file it came from, named in errors.
+        """
+        from simreal.configs import build
+
+        try:
+            return build(cls, mapping)
+        except SimrealError as exc:
+            raise SimrealError(f"frame params: {exc}", source) from None
+
+    def camera(self, size: int | tuple[int, int]) -> Camera:
+        """The Camera (intrinsics + pose) these params describe; ``size`` is S or (H, W)."""
+        h, w = (size, size) if isinstance(size, int) else size
+        return make_camera(
+            w, h, fov_deg=float(self.fov_deg), model=self.camera_model, distortion=tuple(self.distortion),
+            pose=np.asarray(self.pose, dtype=np.float64),
+        )
+
+
+def _is_matrix(x: Any) -> bool:
+    return isinstance(x, (tuple, list, np.ndarray)) and all(isinstance(r, (tuple, list, np.ndarray)) for r in x)
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One rendered frame: pixels, labels, the camera and the params that made it.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB, gamma-encoded.
+        depth: (H, W) float32 z-depth along the optical axis, mm; 0 = no surface.
+        mask: (H, W) uint8 class ids (:data:`MASK_CLASSES`: 1 = polyp, 0 = mucosa or no surface).
+        instance: (H, W) uint8 polyp instance id, 0 = none.
+        normals: (H, W, 3) float32 unit normals in the camera frame, facing the camera (0 = no surface),
+            or None when not rendered.
+        camera: intrinsics (OpenCV pixel convention) and camera-to-world pose, mm.
+        params: what was drawn.
+
+    Example:
+        >>> writer.write(frame.record("000000"), frame.arrays())            # doctest: +SKIP
+    """
+
+    image: np.ndarray
+    depth: np.ndarray
+    mask: np.ndarray
+    instance: np.ndarray
+    normals: np.ndarray | None
+    camera: Camera
+    params: FrameParams
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The files a dataset holds for this frame: kind -> array (``normals`` only when rendered)."""
+        out = {"image": self.image, "depth": self.depth, "mask": self.mask, "instance": self.instance}
+        if self.normals is not None:
+            out["normals"] = self.normals
+        return out
+
+    def record(self, sample_id: str, *, group: str | None = None) -> SampleRecord:
+        """The sample record (camera, every drawn parameter, group) for a dataset writer; files are filled
+        in when the writer writes the arrays."""
+        return SampleRecord(id=sample_id, files={}, camera=self.camera, params=self.params.to_dict(), group=group)
+
+
+# --- placing the camera -----------------------------------------------------------------------------------
 
 
 def _uniform(rng: np.random.Generator, r: Range) -> float:
     return float(rng.uniform(r[0], r[1]))
 
 
-def _uniform_rgb(rng: np.random.Generator, r: RGBRange) -> list[float]:
-    return [float(x) for x in rng.uniform(np.asarray(r[0]), np.asarray(r[1]))]
+def _uniform_rgb(rng: np.random.Generator, r: RGBRange) -> tuple[float, float, float]:
+    a, b, c = (float(x) for x in rng.uniform(np.asarray(r[0]), np.asarray(r[1])))
+    return (a, b, c)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -175,17 +246,6 @@ class _Centerline:
         return _unit(b - a)
 
 
-def _inside_lumen(
-    p: np.ndarray, c: np.ndarray, mesh: AnatomyMesh, kdtree: Any, normals: np.ndarray
-) -> tuple[bool, float]:
-    """Whether ``p`` lies on the same side of the nearest surface as the centerline point ``c``."""
-    dist_p, ip = kdtree.query(p)
-    _, ic = kdtree.query(c)
-    side_p = float(np.dot(p - mesh.vertices[ip], normals[ip]))
-    side_c = float(np.dot(c - mesh.vertices[ic], normals[ic]))
-    return side_p * side_c > 0, float(dist_p)
-
-
 def polyp_targets(mesh: AnatomyMesh) -> list[tuple[int, np.ndarray, float]]:
     """The polyps a camera can be aimed at: (instance id, centre (3,) mm, size mm) per polyp instance.
 
@@ -205,6 +265,35 @@ def polyp_targets(mesh: AnatomyMesh) -> list[tuple[int, np.ndarray, float]]:
     return out
 
 
+class PlacementIndex:
+    """What placing cameras in one mesh needs, computed once: a k-d tree over the vertices, vertex normals,
+    the polyp targets and the arc-length centerline (no renderer needed).
+
+    Args:
+        mesh: the anatomy.
+    """
+
+    def __init__(self, mesh: AnatomyMesh):
+        from scipy.spatial import cKDTree
+
+        if len(mesh.centerline) < 2:
+            raise SimrealError("the anatomy has no centerline (need at least 2 points) to place a camera on")
+        self.kdtree = cKDTree(mesh.vertices)
+        self.vertex_normals = mesh.vertex_normals()
+        self.targets = polyp_targets(mesh)
+        self.line = _Centerline(mesh.centerline, mesh.centerline_radius)
+        self.vertices = mesh.vertices
+
+    def inside_lumen(self, p: np.ndarray, c: np.ndarray) -> tuple[bool, float]:
+        """Whether ``p`` lies on the same side of the nearest surface as the centerline point ``c``, and
+        the distance from ``p`` to the nearest vertex (mm)."""
+        dist_p, ip = self.kdtree.query(p)
+        _, ic = self.kdtree.query(c)
+        side_p = float(np.dot(p - self.vertices[ip], self.vertex_normals[ip]))
+        side_c = float(np.dot(c - self.vertices[ic], self.vertex_normals[ic]))
+        return side_p * side_c > 0, float(dist_p)
+
+
 def _rotate_towards(z: np.ndarray, angle: float, azimuth: float) -> np.ndarray:
     """Unit ``z`` tilted by ``angle`` rad towards the perpendicular direction at ``azimuth`` rad."""
     a, b = _perpendicular_basis(z)
@@ -212,29 +301,29 @@ def _rotate_towards(z: np.ndarray, angle: float, azimuth: float) -> np.ndarray:
 
 
 def _lumen_pose(
-    rng: np.random.Generator, line: _Centerline, mesh: AnatomyMesh, config: ColonoscopyConfig, kdtree: Any,
-    vertex_normals: np.ndarray,
+    rng: np.random.Generator, index: PlacementIndex, pose: PoseConfig
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Camera centre and forward axis on the centerline pose (offset from the line, looking along it)."""
-    margin = config.end_margin_frac * line.length
+    line = index.line
+    margin = pose.end_margin_frac * line.length
     for _attempt in range(64):
         s = _uniform(rng, (margin, line.length - margin))
         c, radius = line.at(s)
-        backward = bool(rng.random() < config.backward_prob)
+        backward = bool(rng.random() < pose.backward_prob)
         f = line.tangent(s, window=max(radius, 1e-3)) * (-1.0 if backward else 1.0)
         a, b = _perpendicular_basis(f)
         phi = rng.uniform(0.0, 2.0 * math.pi)
-        rho = config.offset_frac * radius * math.sqrt(rng.random())
+        rho = pose.offset_frac * radius * math.sqrt(rng.random())
         p = c + rho * (math.cos(phi) * a + math.sin(phi) * b)
-        inside, clearance = _inside_lumen(p, c, mesh, kdtree, vertex_normals)
-        if inside and clearance >= config.min_clearance_frac * radius:
+        inside, clearance = index.inside_lumen(p, c)
+        if inside and clearance >= pose.min_clearance_frac * radius:
             break
     else:
         raise SimrealError(
             "could not place the camera inside the lumen in 64 tries; is the centerline inside the mesh?"
         )
-    yaw = _uniform(rng, (-config.look_deg, config.look_deg))
-    pitch = _uniform(rng, (-config.look_deg, config.look_deg))
+    yaw = _uniform(rng, (-pose.look_deg, pose.look_deg))
+    pitch = _uniform(rng, (-pose.look_deg, pose.look_deg))
     z = _unit(f + math.tan(math.radians(yaw)) * a + math.tan(math.radians(pitch)) * b)
     info = {"centerline_s_mm": float(s), "offset_mm": float(rho), "yaw_deg": yaw, "pitch_deg": pitch,
             "backward": backward}
@@ -242,36 +331,36 @@ def _lumen_pose(
 
 
 def _polyp_pose(
-    rng: np.random.Generator, line: _Centerline, mesh: AnatomyMesh, config: ColonoscopyConfig, kdtree: Any,
-    vertex_normals: np.ndarray, targets: list[tuple[int, np.ndarray, float]], half_fov: float,
+    rng: np.random.Generator, index: PlacementIndex, pose: PoseConfig, view: PolypViewConfig, half_fov: float
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
     """Camera centre and forward axis looking at a random polyp from inside the lumen, or None if no
     placement in 64 tries passes the lumen and clearance checks."""
+    line, targets = index.line, index.targets
     instance, q, size = targets[int(rng.integers(len(targets)))]
     i = int(np.argmin(np.linalg.norm(line.points - q, axis=1)))
     s = float(line.s[i])
     c, radius = line.at(s)
     to_lumen = _unit(c - q)
-    lo, hi = config.polyp_distance_mm
-    hi = float(np.clip(config.polyp_distance_diameters * size, lo, hi))
-    tilt_max = math.radians(config.polyp_tilt_deg)
+    lo, hi = view.distance_mm
+    hi = float(np.clip(view.distance_diameters * size, lo, hi))
+    tilt_max = math.radians(view.tilt_deg)
     for _attempt in range(64):
         dist = _uniform(rng, (lo, hi))
-        view = _rotate_towards(to_lumen, _uniform(rng, (0.0, tilt_max)), _uniform(rng, (0.0, 2.0 * math.pi)))
-        p = q + dist * view
+        direction = _rotate_towards(to_lumen, _uniform(rng, (0.0, tilt_max)), _uniform(rng, (0.0, 2.0 * math.pi)))
+        p = q + dist * direction
         # Inside the lumen twice over: within 0.9 of the local radius of the centerline point nearest the
         # camera, and on that point's side of the nearest surface (meshes whose polyp and wall normals
         # disagree fool the side test alone).
         j = int(np.argmin(np.linalg.norm(line.points - p, axis=1)))
         if np.linalg.norm(p - line.points[j]) > 0.9 * line.radius[j]:
             continue
-        inside, clearance = _inside_lumen(p, line.points[j], mesh, kdtree, vertex_normals)
-        if inside and clearance >= config.min_clearance_frac * radius:
+        inside, clearance = index.inside_lumen(p, line.points[j])
+        if inside and clearance >= pose.min_clearance_frac * radius:
             break
     else:
         return None
-    # Aim at the polyp, then turn away by up to polyp_offcentre of the half field of view.
-    off = config.polyp_offcentre * half_fov * math.sqrt(rng.random())
+    # Aim at the polyp, then turn away by up to `offcentre` of the half field of view.
+    off = view.offcentre * half_fov * math.sqrt(rng.random())
     z = _rotate_towards(_unit(q - p), off, _uniform(rng, (0.0, 2.0 * math.pi)))
     f = line.tangent(s, window=max(radius, 1e-3))
     info = {"centerline_s_mm": s, "offset_mm": float(np.linalg.norm(p - c)), "polyp_instance": instance,
@@ -285,49 +374,37 @@ def sample_frame_params(
     mesh: AnatomyMesh,
     config: ColonoscopyConfig,
     *,
-    kdtree: Any = None,
-    vertex_normals: np.ndarray | None = None,
-    targets: list[tuple[int, np.ndarray, float]] | None = None,
-) -> dict[str, Any]:
+    index: PlacementIndex | None = None,
+) -> FrameParams:
     """Draw everything random about one frame.
 
-    With probability ``config.polyp_view_prob`` (and if the mesh has polyps) the camera looks at a random
-    polyp from ``polyp_distance_mm`` away; otherwise it sits near the centerline looking along the lumen.
+    With probability ``config.polyp_view.prob`` (and if the mesh has polyps) the camera looks at a random
+    polyp from ``polyp_view.distance_mm`` away; otherwise it sits near the centerline looking along the
+    lumen. Draws happen in a fixed order from ``rng`` alone, so the same generator state gives the same
+    params.
 
     Args:
-        rng: the frame's generator (``np.random.default_rng(np.random.SeedSequence([seed, index]))``).
+        rng: the frame's generator (datasets use ``np.random.default_rng(np.random.SeedSequence([seed, i]))``).
         mesh: the anatomy (its centerline and radius place the camera).
         config: the ranges.
-        kdtree: optional ``scipy.spatial.cKDTree`` over ``mesh.vertices`` (built here if not given; pass
-            one when drawing many frames).
-        vertex_normals: optional ``mesh.vertex_normals()`` to go with ``kdtree``.
-        targets: optional :func:`polyp_targets` of the mesh (computed here if not given).
+        index: ``PlacementIndex(mesh)``, built here if not given (pass one when drawing many frames).
 
     Returns:
-        JSON-able dict: ``pose`` (4x4 camera-to-world, mm), ``fov_deg``, ``camera_model``,
-        ``distortion``, ``view`` (``"lumen"`` or ``"polyp"``), placement (``centerline_s_mm``,
-        ``offset_mm``, ``roll_deg``, ``backward``; lumen views: ``yaw_deg``, ``pitch_deg``; polyp views:
-        ``polyp_instance``, ``polyp_distance_mm``, ``polyp_offcentre_deg``) and ``shading`` (the fields of
-        ShadingParams).
-    """
-    if kdtree is None:
-        from scipy.spatial import cKDTree
+        The frame's :class:`FrameParams`.
 
-        kdtree = cKDTree(mesh.vertices)
-    if vertex_normals is None:
-        vertex_normals = mesh.vertex_normals()
-    if targets is None:
-        targets = polyp_targets(mesh)
-    line = _Centerline(mesh.centerline, mesh.centerline_radius)
-    want_polyp = bool(rng.random() < config.polyp_view_prob) and bool(targets)
-    fov = _uniform(rng, config.fov_deg)
+    Raises:
+        SimrealError: the camera cannot be placed inside the lumen.
+    """
+    index = index if index is not None else PlacementIndex(mesh)
+    lens, appearance = config.lens, config.appearance
+    want_polyp = bool(rng.random() < config.polyp_view.prob) and bool(index.targets)
+    fov = _uniform(rng, lens.fov_deg)
     placed = None
     if want_polyp:
-        half = math.radians(fov) / 2.0
-        placed = _polyp_pose(rng, line, mesh, config, kdtree, vertex_normals, targets, half)
+        placed = _polyp_pose(rng, index, config.pose, config.polyp_view, math.radians(fov) / 2.0)
     view = "polyp" if placed is not None else "lumen"
     if placed is None:
-        placed = _lumen_pose(rng, line, mesh, config, kdtree, vertex_normals)
+        placed = _lumen_pose(rng, index, config.pose)
     p, z, placement = placed
     roll = _uniform(rng, (0.0, 360.0))
     za, zb = _perpendicular_basis(z)
@@ -335,35 +412,35 @@ def sample_frame_params(
     y = np.cross(z, x)  # x right, y down, z forward: x cross y = z
     pose = np.eye(4)
     pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, p
-    distortion = [_uniform(rng, config.fisheye_k1)] if config.fisheye else []
-    shading = {
-        "base_rgb": _uniform_rgb(rng, config.base_rgb),
-        "dark_rgb": _uniform_rgb(rng, config.dark_rgb),
-        "vessel_rgb": _uniform_rgb(rng, config.vessel_rgb),
-        "vessel_strength": _uniform(rng, config.vessel_strength),
-        "polyp_tint": _uniform_rgb(rng, config.polyp_tint),
-        "light_power": _uniform(rng, config.light_power),
-        "spot_exponent": _uniform(rng, config.spot_exponent),
-        "ambient": _uniform(rng, config.ambient),
-        "specular": _uniform(rng, config.specular),
-        "shininess": _uniform(rng, config.shininess),
-        "vignetting": _uniform(rng, config.vignetting),
-        "noise_std": _uniform(rng, config.noise_std),
-        "noise_seed": int(rng.integers(0, 2**31 - 1)),
-        "gamma": _uniform(rng, config.gamma),
-        "exposure": _uniform(rng, config.exposure),
-    }
-    return {
-        "pose": [[float(v) for v in row] for row in pose],
-        "fov_deg": fov,
-        "camera_model": "fisheye" if config.fisheye else "pinhole",
-        "distortion": distortion,
-        "view": view,
-        "field_stop": config.field_stop,
-        **placement,
-        "roll_deg": roll,
-        "shading": shading,
-    }
+    distortion = (_uniform(rng, lens.fisheye_k1),) if lens.fisheye else ()
+    shading = ShadingParams(
+        base_rgb=_uniform_rgb(rng, appearance.base_rgb),
+        dark_rgb=_uniform_rgb(rng, appearance.dark_rgb),
+        vessel_rgb=_uniform_rgb(rng, appearance.vessel_rgb),
+        vessel_strength=_uniform(rng, appearance.vessel_strength),
+        polyp_tint=_uniform_rgb(rng, appearance.polyp_tint),
+        spot_exponent=_uniform(rng, appearance.spot_exponent),
+        ambient=_uniform(rng, appearance.ambient),
+        specular=_uniform(rng, appearance.specular),
+        shininess=_uniform(rng, appearance.shininess),
+        vignetting=_uniform(rng, appearance.vignetting),
+        noise_std=_uniform(rng, appearance.noise_std),
+        noise_seed=int(rng.integers(0, 2**31 - 1)),
+        gamma=_uniform(rng, appearance.gamma),
+        exposure=_uniform(rng, appearance.exposure),
+    )
+    return FrameParams(
+        pose=tuple(tuple(float(v) for v in row) for row in pose),
+        fov_deg=fov,
+        camera_model="fisheye" if lens.fisheye else "pinhole",
+        distortion=distortion,
+        field_stop=config.field_stop,
+        shading=shading,
+        placement=Placement(view=view, roll_deg=roll, **placement),
+    )
+
+
+# --- rendering --------------------------------------------------------------------------------------------
 
 
 _STOPS: dict[tuple[int, int, str], np.ndarray] = {}
@@ -372,14 +449,15 @@ _STOPS: dict[tuple[int, int, str], np.ndarray] = {}
 def field_stop_mask(h: int, w: int, shape: str) -> np.ndarray:
     """(H, W) bool, True inside the endoscope's field stop (cached, read-only).
 
+    With x, y the pixel centres scaled to [-1, 1] across the image (outer pixel edges at +-1):
     ``"circle"``: the inscribed circle; ``"octagon"``: the square with its corners cut at
-    ``|x| + |y| <= 1.4`` (x, y in [-1, 1] across the image), the shape of CVC-ClinicDB frames;
-    ``"none"``: all True.
+    ``|x| + |y| <= 1.4``, the shape of CVC-ClinicDB frames; ``"none"``: all True.
     """
     if shape not in FIELD_STOPS:
-        raise SimrealError(f"unknown field stop {shape!r}; use one of {FIELD_STOPS}")
+        raise SimrealError(f"unknown field stop {shape!r}; use one of {', '.join(FIELD_STOPS)}")
     key = (h, w, shape)
     if key not in _STOPS:
+        # Pixel centres (integer u, v) scaled so the outer pixel edges are at -1 and +1: (u + 0.5) / w * 2 - 1.
         y = ((np.arange(h) + 0.5) / h * 2.0 - 1.0)[:, None]
         x = ((np.arange(w) + 0.5) / w * 2.0 - 1.0)[None, :]
         if shape == "circle":
@@ -394,45 +472,42 @@ def field_stop_mask(h: int, w: int, shape: str) -> np.ndarray:
     return _STOPS[key]
 
 
-def camera_from_params(params: dict[str, Any], size: int | tuple[int, int]) -> Camera:
+def _as_params(params: FrameParams | Mapping[str, Any]) -> FrameParams:
+    return params if isinstance(params, FrameParams) else FrameParams.from_dict(params)
+
+
+def camera_from_params(params: FrameParams | Mapping[str, Any], size: int | tuple[int, int]) -> Camera:
     """The Camera (intrinsics + pose) a frame's params describe; ``size`` is S or (H, W)."""
-    h, w = (size, size) if isinstance(size, int) else size
-    return make_camera(
-        w, h, fov_deg=float(params["fov_deg"]), model=params["camera_model"],
-        distortion=tuple(params["distortion"]), pose=np.asarray(params["pose"], dtype=np.float64),
-    )
+    return _as_params(params).camera(size)
 
 
 def render_frame(
     scene: MeshScene,
-    params: dict[str, Any],
+    params: FrameParams | Mapping[str, Any],
     size: int | tuple[int, int],
     *,
     normals: bool = True,
     timings: dict[str, float] | None = None,
-) -> dict[str, np.ndarray]:
-    """Render one frame from drawn params (deterministic: same params, same arrays).
+) -> Frame:
+    """Render one frame from drawn params (deterministic: same params, same bytes).
 
     Args:
         scene: the prepared mesh.
-        params: from :func:`sample_frame_params`.
-        size: S (square) or (H, W).
+        params: from :func:`sample_frame_params` (or a record's ``params`` dict).
+        size: S (square) or (H, W) pixels.
         normals: include the normals array.
         timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages).
 
     Returns:
-        ``image`` (H, W, 3) uint8 RGB; ``depth`` (H, W) float32 z-depth mm, 0 = no surface; ``normals``
-        (H, W, 3) float32 unit, camera frame, facing the camera (0 = no surface); ``mask`` (H, W) uint8
-        (1 = polyp, 0 = mucosa or no surface); ``instance`` (H, W) uint8 polyp instance id (0 = none).
-        Outside ``params["field_stop"]`` (:func:`field_stop_mask`) every array is 0 on the same pixels:
-        the image is black there, so the labels say "no surface seen".
+        The :class:`Frame`. Outside ``params.field_stop`` (:func:`field_stop_mask`) every array is 0 on the
+        same pixels: the image is black there, so the labels say "no surface seen".
     """
+    params = _as_params(params)
     t0 = time.perf_counter()
-    camera = camera_from_params(params, size)
+    camera = params.camera(size)
     geo = cast_camera(scene, camera)
     t1 = time.perf_counter()
-    shading = ShadingParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params["shading"].items()})
-    image = shade(geo, shading, polyp_class=POLYP)
+    image = shade(geo, params.shading, polyp_class=POLYP)
     if timings is not None:
         timings["cast_ms"] = (t1 - t0) * 1e3
         timings["shade_ms"] = (time.perf_counter() - t1) * 1e3
@@ -442,17 +517,59 @@ def render_frame(
         "depth": geo.depth,
         "mask": polyp.astype(np.uint8),
         "instance": np.where(polyp, geo.instance, 0).astype(np.uint8),
+        "normals": geo.normals if normals else None,
     }
-    if normals:
-        out["normals"] = geo.normals
-    stop = params.get("field_stop", "none")
-    if stop != "none":
+    if params.field_stop != "none":
         # One mask for every array: a label where the image is black would supervise (and score) a
         # network on pixels it cannot see, e.g. a polyp only behind the stop labelled polyp.
-        outside = ~field_stop_mask(image.shape[0], image.shape[1], stop)
+        outside = ~field_stop_mask(image.shape[0], image.shape[1], params.field_stop)
         # np.where builds new arrays, so the cast's buffers are never written to.
         out = {
-            k: np.where(outside[..., None] if v.ndim == 3 else outside, 0, v).astype(v.dtype, copy=False)
+            k: None if v is None else
+            np.where(outside[..., None] if v.ndim == 3 else outside, 0, v).astype(v.dtype, copy=False)
             for k, v in out.items()
         }
-    return out
+    return Frame(camera=camera, params=params, **out)
+
+
+class ColonoscopyRenderer:
+    """One anatomy ready to draw and render colonoscopy frames: the pipeline's render step as an object.
+
+    The Embree scene is built on the first :meth:`render` (drawing params needs no renderer).
+
+    Args:
+        mesh: the anatomy (world mm, with a centerline).
+        config: the ranges frames are drawn from (default :class:`ColonoscopyConfig`).
+
+    Example:
+        >>> renderer = ColonoscopyRenderer(simreal.procedural_colon(seed=3))     # doctest: +SKIP
+        >>> frame = renderer.render(renderer.sample(np.random.default_rng(0)), size=128)  # doctest: +SKIP
+    """
+
+    def __init__(self, mesh: AnatomyMesh, config: ColonoscopyConfig | None = None):
+        config = config if config is not None else ColonoscopyConfig()
+        if not isinstance(config, ColonoscopyConfig):
+            raise SimrealError(f"config must be a ColonoscopyConfig, got {type(config).__name__}")
+        self.mesh = mesh
+        self.config = config
+        self.index = PlacementIndex(mesh)
+        self._scene: MeshScene | None = None
+
+    @property
+    def scene(self) -> MeshScene:
+        """The Embree scene (built on first use)."""
+        if self._scene is None:
+            self._scene = MeshScene(self.mesh)
+        return self._scene
+
+    def sample(self, rng: np.random.Generator) -> FrameParams:
+        """Draw one frame's parameters (:func:`sample_frame_params`)."""
+        return sample_frame_params(rng, self.mesh, self.config, index=self.index)
+
+    def render(
+        self, params: FrameParams | Mapping[str, Any], size: int | tuple[int, int] = 256, *,
+        timings: dict[str, float] | None = None,
+    ) -> Frame:
+        """Render drawn params (:func:`render_frame`); normals as ``config.normals`` says."""
+        return render_frame(self.scene, params, size, normals=self.config.normals, timings=timings)
+

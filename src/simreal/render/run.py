@@ -3,22 +3,27 @@
 Frame ``i`` draws its parameters from ``np.random.SeedSequence([seed, i])`` and renders anatomy ``i % K``
 of the K anatomies, so a dataset's bytes do not depend on the number of workers, their order, or on being
 interrupted and resumed. Workers are separate processes; each receives the K meshes once and builds their
-Embree scenes in its initializer.
+Embree scenes in its initializer. ``dataset.json`` records the whole :class:`~simreal.render.job.RenderJob`
+(``generator.job``) and every anatomy (``generator.anatomies``: path + sha256, or generator + seed).
 
 Example:
     >>> render_colon_dataset("renders/colon", n=1000, size=256, seed=0, workers=2)   # doctest: +SKIP
     >>> render_colon_dataset("renders/four", n=1000, size=256, seed=0, colons=[1, 2, 3, 4])  # doctest: +SKIP
+    >>> render_job("renders/again", read_render_job("renders/four/dataset.json"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,19 +31,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from simreal.anatomy.mesh import AnatomyMesh, load_mesh
-from simreal.data.format import DatasetInfo, LabelKind, SampleRecord
+from simreal.data.format import DatasetInfo, LabelKind
 from simreal.data.writer import DatasetWriter, write_sample_record
 from simreal.errors import SimrealError
-from simreal.render.colonoscopy import (
-    MASK_CLASSES,
-    ColonoscopyConfig,
-    camera_from_params,
-    polyp_targets,
-    render_frame,
-    sample_frame_params,
-)
-
-GENERATOR_NAME = "colonoscopy-forward-model"
+from simreal.render.colonoscopy import MASK_CLASSES, ColonoscopyRenderer
+from simreal.render.config import ColonoscopyConfig
+from simreal.render.job import GENERATOR_NAME, RenderJob
 
 #: Called in the main process after each finished frame with (frame index, timings in ms).
 FrameHook = Callable[[int, dict[str, float]], None]
@@ -144,30 +142,48 @@ def load_anatomies(
     return out
 
 
-def dataset_info(
-    size: int, seed: int, config: ColonoscopyConfig, anatomy_info: dict[str, Any] | list[dict[str, Any]]
+def colonoscopy_dataset_info(
+    size: int | tuple[int, int], *, normals: bool = True, generator: dict[str, Any] | None = None,
+    seed: int | None = None, domain: str = "synthetic",
 ) -> DatasetInfo:
-    """What ``dataset.json`` says about a rendered colonoscopy set.
+    """What ``dataset.json`` says about a set of colonoscopy frames (for writing your own, too).
 
-    ``generator.anatomies`` lists every anatomy (frame i renders ``anatomies[i % K]``, also recorded as the
-    frame's ``params["anatomy_index"]``); ``generator.anatomy`` is the first, kept for single-anatomy readers.
+    Args:
+        size: S or (H, W) pixels of every frame.
+        normals: whether the samples carry normals files.
+        generator: what made the frames and how (JSON-able), e.g. ``{"name": "my-script", ...}``.
+        seed: the seed the frames were drawn with, if any.
+        domain: the image domain.
+
+    Returns:
+        DatasetInfo with the colonoscopy label kinds (depth mm, polyp mask, instances, normals).
+
+    Example:
+        >>> info = colonoscopy_dataset_info(128, generator={"name": "my-script"})
+        >>> info.files
+        ('image', 'depth', 'normals', 'mask', 'instance')
     """
-    infos = anatomy_info if isinstance(anatomy_info, list) else [anatomy_info]
-    files = ("image", "depth") + (("normals",) if config.normals else ()) + ("mask", "instance")
+    h, w = (size, size) if isinstance(size, int) else size
+    files = ("image", "depth") + (("normals",) if normals else ()) + ("mask", "instance")
     labels = {
         "depth": LabelKind(unit="mm", description="z-depth along the optical axis, 0 = no surface"),
         "mask": LabelKind(classes=dict(MASK_CLASSES), description="1 = polyp, 0 = mucosa or no surface"),
         "instance": LabelKind(description="polyp instance id, 0 = none"),
     }
-    if config.normals:
+    if normals:
         labels["normals"] = LabelKind(description="unit shading normals, camera frame (x right, y down, z forward)")
-    generator = json.loads(json.dumps({
-        "name": GENERATOR_NAME, "config": config.to_dict(), "anatomy": infos[0], "anatomies": infos,
-    }))
     return DatasetInfo(
-        modality="colonoscopy", domain="synthetic", image_size=(size, size), files=files, labels=labels,
-        generator=generator, seed=seed,
+        modality="colonoscopy", domain=domain, image_size=(h, w), files=files, labels=labels,
+        generator=json.loads(json.dumps(generator or {})), seed=seed,
     )
+
+
+def dataset_info(job: RenderJob, anatomy_info: list[dict[str, Any]]) -> DatasetInfo:
+    """What ``dataset.json`` says about a rendered job: ``generator.job`` is the resolved job (read back by
+    :func:`~simreal.render.job.read_render_job`), ``generator.anatomies`` describes each anatomy (frame i
+    renders ``anatomies[i % K]``, also recorded as the frame's ``params["anatomy_index"]``)."""
+    generator = {"name": GENERATOR_NAME, "job": job.to_dict(), "anatomies": anatomy_info}
+    return colonoscopy_dataset_info(job.size, normals=job.config.normals, generator=generator, seed=job.seed)
 
 
 # --- per-process state: one mesh scene per worker -------------------------------------------------------
@@ -175,42 +191,40 @@ def dataset_info(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(
-    anatomies: list[Anatomy], root: str, seed: int, size: int, config: ColonoscopyConfig, ignore_sigint: bool
-) -> None:
-    from scipy.spatial import cKDTree
+def _exit_when_orphaned(parent: int) -> None:
+    """Stop this worker once its parent is gone (killed outright, e.g. SIGKILL): an orphaned worker would
+    otherwise keep writing into the unfinished dataset without holding its lock, then wait forever."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
-    from simreal.render.raycast import MeshScene
 
-    if ignore_sigint:
+def _init_worker(anatomies: list[Anatomy], root: str, job: RenderJob, ignore_sigint: bool) -> None:
+    if ignore_sigint:  # a worker process, not the parent rendering in-process
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+        threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     # Every scene is built once per worker and kept: frames cycle through the anatomies.
-    scenes = [
-        dict(scene=MeshScene(a.mesh), kdtree=cKDTree(a.mesh.vertices), normals=a.mesh.vertex_normals(),
-             mesh=a.mesh, group=a.group, targets=polyp_targets(a.mesh))
-        for a in anatomies
-    ]
-    _WORKER.update(scenes=scenes, root=Path(root), seed=seed, size=size, config=config)
+    renderers = []
+    for a in anatomies:
+        renderer = ColonoscopyRenderer(a.mesh, job.config)
+        renderer.scene  # noqa: B018 - build the Embree scene now, not inside the first frame's timing
+        renderers.append((renderer, a.group))
+    _WORKER.update(renderers=renderers, root=Path(root), job=job)
 
 
 def _render_one(index: int) -> tuple[int, dict[str, float]]:
     w = _WORKER
+    job: RenderJob = w["job"]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    k = index % len(w["scenes"])
-    a = w["scenes"][k]
-    rng = np.random.default_rng(np.random.SeedSequence([w["seed"], index]))
-    params = sample_frame_params(
-        rng, a["mesh"], w["config"], kdtree=a["kdtree"], vertex_normals=a["normals"], targets=a["targets"]
-    )
-    params["anatomy_index"] = k
+    k = index % len(w["renderers"])
+    renderer, group = w["renderers"][k]
+    rng = np.random.default_rng(np.random.SeedSequence([job.seed, index]))
+    params = dataclasses.replace(renderer.sample(rng), anatomy_index=k)
     t1 = time.perf_counter()
-    arrays = render_frame(a["scene"], params, w["size"], normals=w["config"].normals, timings=timings)
+    frame = renderer.render(params, job.size, timings=timings)
     t2 = time.perf_counter()
-    record = SampleRecord(
-        id=sample_id(index), files={}, camera=camera_from_params(params, w["size"]), params=params, group=a["group"]
-    )
-    write_sample_record(w["root"], record, arrays)
+    write_sample_record(w["root"], frame.record(sample_id(index), group=group), frame.arrays())
     timings["sample_ms"] = (t1 - t0) * 1e3
     timings["write_ms"] = (time.perf_counter() - t2) * 1e3
     return index, timings
@@ -222,6 +236,53 @@ def _chunks(items: list[int], size: int) -> list[list[int]]:
 
 def _render_one_chunk(indices: list[int]) -> list[tuple[int, dict[str, float]]]:
     return [_render_one(i) for i in indices]
+
+
+def render_job(
+    out_dir: str | Path,
+    job: RenderJob,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    on_frame: FrameHook | None = None,
+) -> Path:
+    """Render a :class:`~simreal.render.job.RenderJob` into the dataset folder ``out_dir``.
+
+    Files per frame: ``image`` (RGB PNG), ``depth`` (float32 TIFF, mm), ``normals`` (float32 TIFF, camera
+    frame; unless ``job.config.normals`` is False), ``mask`` (PNG, 1 = polyp), ``instance`` (PNG). Each
+    record holds the Camera (intrinsics + pose), every drawn parameter (``FrameParams.to_dict()``) and the
+    anatomy's group (``colon-<seed>`` or the PLY stem). ``dataset.json`` records the resolved job.
+
+    Args:
+        out_dir: the dataset folder to create; must not exist. Work happens in ``out_dir.partial``; an
+            interrupted run leaves it there and the same call resumes it.
+        job: what to render.
+        workers: processes rendering in parallel (>= 1; 1 renders in this process). The bytes do not
+            depend on it.
+        progress: show a rich progress bar (frames/s, ETA) on stderr.
+        on_frame: called in this process after each frame with (index, timings in ms).
+
+    Returns:
+        ``out_dir``, complete.
+
+    Raises:
+        SimrealError: bad arguments, missing or corrupt anatomy, existing or unwritable output; nothing
+            is created in those cases.
+    """
+    out_dir = Path(out_dir)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SimrealError(f"workers must be at least 1, got {workers}")
+    if not isinstance(job, RenderJob):
+        raise SimrealError(f"job must be a RenderJob, got {type(job).__name__}")
+    if out_dir.exists():
+        raise SimrealError("output folder already exists; choose a new one or remove it", out_dir)
+    job = job.resolved()
+    anatomies = load_anatomies(job.anatomy or None, job.colons or None, job.seed)
+    writer = DatasetWriter(out_dir, dataset_info(job, [a.info for a in anatomies]))
+    ids = [sample_id(i) for i in range(job.n)]
+    todo = [i for i in range(job.n) if not writer.has(sample_id(i))]
+    _run_frames(todo, job.n, anatomies, writer, job, workers, progress, on_frame)
+    return writer.finish(expected_ids=ids)
 
 
 def render_colon_dataset(
@@ -237,58 +298,41 @@ def render_colon_dataset(
     progress: bool = True,
     on_frame: FrameHook | None = None,
 ) -> Path:
-    """Render ``n`` labelled colonoscopy frames into the dataset folder ``out_dir``.
-
-    Files per frame: ``image`` (RGB PNG), ``depth`` (float32 TIFF, mm), ``normals`` (float32 TIFF, camera
-    frame; unless ``config.normals`` is False), ``mask`` (PNG, 1 = polyp), ``instance`` (PNG). Each record
-    holds the Camera (intrinsics + pose) and every drawn parameter.
+    """Render ``n`` labelled colonoscopy frames into the dataset folder ``out_dir`` (keyword form of
+    :func:`render_job`).
 
     Args:
-        out_dir: the dataset folder to create; must not exist. Work happens in ``out_dir.partial``; an
-            interrupted run leaves it there and the same call resumes it.
+        out_dir: the dataset folder to create; must not exist (an interrupted run resumes).
         n: number of frames (>= 1).
         size: square image size in pixels (8..4096).
         seed: dataset seed (>= 0).
         anatomy: a simreal anatomy PLY, or several.
         colons: seeds of procedural colons ``make_colon(s)``. With both ``anatomy`` and ``colons`` None the
-            set renders ``make_colon(seed)``. Frame i renders anatomy ``i % K`` (PLYs first, then colons),
-            records it in ``params["anatomy_index"]`` and in its record's ``group`` (``colon-<seed>`` or the
-            PLY stem); dataset.json's ``generator.anatomies`` lists them all.
-        workers: processes rendering in parallel (>= 1; 1 renders in this process).
+            set renders ``make_colon(seed)``. Frame i renders anatomy ``i % K`` (PLYs first, then colons).
+        workers: processes rendering in parallel (>= 1).
         config: the randomisation ranges (default :class:`ColonoscopyConfig`).
-        progress: show a rich progress bar (frames/s, ETA) on stderr.
+        progress: show a progress bar on stderr.
         on_frame: called in this process after each frame with (index, timings in ms).
 
     Returns:
         ``out_dir``, complete.
 
-    Raises:
-        SimrealError: bad arguments, missing or corrupt anatomy, existing or unwritable output; nothing
-            is created in those cases.
+    Example:
+        >>> render_colon_dataset("out", n=100, size=256, seed=0, colons=[1, 2, 3], workers=2)  # doctest: +SKIP
     """
-    out_dir = Path(out_dir)
-    if n < 1:
-        raise SimrealError(f"--n must be at least 1, got {n}")
-    if not 8 <= size <= 4096:
-        raise SimrealError(f"--size must be in 8..4096 pixels, got {size}")
-    if workers < 1:
-        raise SimrealError(f"--workers must be at least 1, got {workers}")
-    if seed < 0:
-        raise SimrealError(f"--seed must be >= 0, got {seed}")
-    if out_dir.exists():
-        raise SimrealError("output folder already exists; choose a new one or remove it", out_dir)
-    config = config or ColonoscopyConfig()
-    anatomies = load_anatomies(anatomy, colons, seed)
-    writer = DatasetWriter(out_dir, dataset_info(size, seed, config, [a.info for a in anatomies]))
-    ids = [sample_id(i) for i in range(n)]
-    todo = [i for i in range(n) if not writer.has(sample_id(i))]
-    _run_frames(todo, n, anatomies, writer, seed, size, config, workers, progress, on_frame)
-    return writer.finish(expected_ids=ids)
+    if anatomy is not None and not isinstance(anatomy, (str, Path)) and not list(anatomy):
+        raise SimrealError("anatomy: empty list of anatomy files")
+    if colons is not None and not list(colons):
+        raise SimrealError("colons: empty list of colon seeds")
+    paths = () if anatomy is None else (anatomy,) if isinstance(anatomy, (str, Path)) else tuple(anatomy)
+    job = RenderJob(n=n, size=size, seed=seed, anatomy=paths, colons=tuple(colons or ()),
+                    config=config if config is not None else ColonoscopyConfig())
+    return render_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame)
 
 
 def _run_frames(
-    todo: list[int], n: int, anatomies: list[Anatomy], writer: DatasetWriter, seed: int, size: int,
-    config: ColonoscopyConfig, workers: int, progress: bool, on_frame: FrameHook | None,
+    todo: list[int], n: int, anatomies: list[Anatomy], writer: DatasetWriter, job: RenderJob, workers: int,
+    progress: bool, on_frame: FrameHook | None,
 ) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -309,7 +353,7 @@ def _run_frames(
             if on_frame is not None:
                 on_frame(index, timings)
 
-        args = (anatomies, str(writer.root), seed, size, config)
+        args = (anatomies, str(writer.root), job)
         if workers == 1 or len(todo) <= 1:
             _init_worker(*args, ignore_sigint=False)
             try:

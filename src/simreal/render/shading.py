@@ -2,19 +2,33 @@
 
 The light sits at the camera centre, so the light and view directions coincide: the Blinn-Phong half
 vector equals the view direction and both the diffuse and the specular terms depend only on the cosine
-between the normal and the ray back to the camera. Radiance falls off with the inverse square of the
+between the normal and the ray back to the camera. Irradiance falls off with the inverse square of the
 distance and with ``cos(angle from the optical axis) ** spot_exponent``. Colour comes from the mesh's
 texture pattern (mottling, vessels) through colours drawn per frame.
 
+Brightness is set by auto-exposure, as a real endoscope's automatic light control does: the light is
+scaled until the 90th percentile of the lit diffuse level equals ``exposure``. Every term of the image
+(diffuse, ambient, specular) is proportional to the light, and noise is added after the scaling, so the
+light's absolute power cancels exactly and is not a parameter.
+
 All arithmetic is float32 numpy over whole images: no per-pixel Python.
+
+Example:
+    >>> p = ShadingParams(base_rgb=(0.9, 0.4, 0.2), dark_rgb=(0.7, 0.3, 0.1), vessel_rgb=(0.5, 0.1, 0.1),
+    ...                   vessel_strength=0.3, polyp_tint=(1.0, 0.8, 0.8), spot_exponent=1.0, ambient=0.01,
+    ...                   specular=1.0, shininess=100.0, vignetting=0.2, noise_std=0.005, noise_seed=0,
+    ...                   gamma=2.2, exposure=0.6)
+    >>> rgb = shade(geo, p)                                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from simreal.render.config import _Checks
 from simreal.render.raycast import GeometryBuffers
 
 
@@ -28,19 +42,20 @@ class ShadingParams:
         vessel_rgb: blood-vessel albedo.
         vessel_strength: how much vessels replace the mucosa colour, [0, 1].
         polyp_tint: multiplicative RGB tint on polyp pixels.
-        light_power: radiant intensity in mm^2 (a surface at sqrt(light_power) mm on the axis, facing
-            the camera, gets irradiance 1).
         spot_exponent: spot fall-off ``cos(angle) ** spot_exponent``.
-        ambient: constant fraction of the light reaching every surface (inter-reflections).
+        ambient: constant fraction of the light reaching every surface (inter-reflections), relative to
+            the irradiance of a surface facing the tip.
         specular: Blinn-Phong specular weight.
         shininess: Blinn-Phong exponent.
         vignetting: darkening at the image corners, ``1 - vignetting * r^2`` with r = 1 at the corner.
-        noise_std: sensor noise standard deviation (linear units).
+        noise_std: sensor noise standard deviation (linear units, after exposure).
         noise_seed: seed of the sensor noise.
-        gamma: display gamma.
-        exposure: auto-exposure target (as a real endoscope's light control does): the light is scaled so
-            the 90th percentile of the lit diffuse level is ``exposure``; 0 turns it off (``light_power``
-            alone sets the brightness; records written before this field existed).
+        gamma: display gamma (> 0).
+        exposure: auto-exposure target (> 0): the light is scaled so the 90th percentile of the lit
+            diffuse level is ``exposure``.
+
+    Raises:
+        SimrealError: a value that is not finite or out of its range, naming the field.
     """
 
     base_rgb: tuple[float, float, float]
@@ -48,7 +63,6 @@ class ShadingParams:
     vessel_rgb: tuple[float, float, float]
     vessel_strength: float
     polyp_tint: tuple[float, float, float]
-    light_power: float
     spot_exponent: float
     ambient: float
     specular: float
@@ -57,18 +71,37 @@ class ShadingParams:
     noise_std: float
     noise_seed: int
     gamma: float
-    exposure: float = 0.0
+    exposure: float
+
+    def __post_init__(self) -> None:
+        c = _Checks("shading")
+        for name in ("base_rgb", "dark_rgb", "vessel_rgb", "polyp_tint"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or len(v) != 3:
+                c.add(name, f"expected 3 numbers, got {v!r}")
+            else:
+                c.value(name, v, 0.0)
+        c.value("vessel_strength", self.vessel_strength, 0.0, 1.0)
+        for name in ("spot_exponent", "ambient", "specular", "shininess", "noise_std"):
+            c.value(name, getattr(self, name), 0.0)
+        c.value("vignetting", self.vignetting, 0.0, 1.0)
+        c.value("gamma", self.gamma, 0.0, lo_open=True)
+        c.value("exposure", self.exposure, 0.0, lo_open=True)
+        if isinstance(self.noise_seed, bool) or not isinstance(self.noise_seed, int) or self.noise_seed < 0:
+            c.add("noise_seed", f"expected an integer >= 0, got {self.noise_seed!r}")
+        c.done()
 
 
 _GRIDS: dict[tuple[int, int], np.ndarray] = {}
 
 
 def _radius2(h: int, w: int) -> np.ndarray:
-    """(H, W) float32 squared distance from the image centre, 1 at the corners (cached)."""
+    """(H, W) float32 squared distance of the pixel centres from the image centre, 1 at the outer corners
+    (cached). Pixel centres at integer (u, v), the image centre at ((W - 1) / 2, (H - 1) / 2)."""
     key = (h, w)
     if key not in _GRIDS:
-        y = (np.arange(h, dtype=np.float32) + 0.5 - h / 2) / (h / 2)
-        x = (np.arange(w, dtype=np.float32) + 0.5 - w / 2) / (w / 2)
+        y = (np.arange(h, dtype=np.float32) - (h - 1) / 2) / (h / 2)
+        x = (np.arange(w, dtype=np.float32) - (w - 1) / 2) / (w / 2)
         _GRIDS[key] = ((x[None, :] ** 2 + y[:, None] ** 2) / 2.0).astype(np.float32)
     return _GRIDS[key]
 
@@ -103,20 +136,23 @@ def shade(geo: GeometryBuffers, p: ShadingParams, polyp_class: int = 1) -> np.nd
     miss = ~geo.hit
     dist2 = np.maximum(geo.distance, f32(1.0))
     dist2 *= dist2
+    # Unit radiant intensity: auto-exposure below sets the actual level.
     irradiance = geo.cos_axis ** f32(p.spot_exponent)
-    irradiance *= f32(p.light_power)
     irradiance /= dist2
     irradiance[miss] = 0.0
     if p.vignetting > 0:
         irradiance *= f32(1.0) - f32(p.vignetting) * _radius2(h, w)
     cos = geo.cos_view
-    if p.exposure > 0:
-        # Percentile on a 1/16 subsample of the lit pixels: cheap, and deterministic for given buffers.
-        sub = (cos[::4, ::4] * irradiance[::4, ::4])[geo.hit[::4, ::4]]
-        if sub.size:
-            level = float(np.partition(sub, int(0.9 * (sub.size - 1)))[int(0.9 * (sub.size - 1))])
-            if level > 1e-12:
-                irradiance *= f32(p.exposure / level)
+    # Auto-exposure: percentile on a 1/16 subsample of the lit pixels (cheap, and deterministic for given
+    # buffers); all lit pixels when the subsample holds none.
+    sub = (cos[::4, ::4] * irradiance[::4, ::4])[geo.hit[::4, ::4]]
+    if not sub.size:
+        sub = (cos * irradiance)[geo.hit]
+    if sub.size:
+        k = int(0.9 * (sub.size - 1))
+        level = float(np.partition(sub, k)[k])
+        if level > 0.0 and math.isfinite(level):
+            irradiance *= f32(p.exposure / level)
     diffuse = (cos + f32(p.ambient)) * irradiance
     spec = cos ** f32(p.shininess)
     spec *= f32(p.specular)

@@ -19,6 +19,16 @@ from simreal.errors import SimrealError
 
 Task = Literal["depth", "seg"]
 
+#: Validation figures a run may choose its best checkpoint by (see ``tasks/modules.py``), and which way
+#: is better.
+SELECTABLE = {
+    "val/loss": "min", "val/abs_rel": "min", "val/abs_rel_median": "min", "val/delta1_median": "max",
+    "val/rmse_mm": "min", "val/dice": "max",
+}
+
+#: The figure each task reports, and so selects its best checkpoint on, by default.
+DEFAULT_SELECT = {"depth": "val/abs_rel_median", "seg": "val/dice"}
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -108,6 +118,10 @@ class TrainConfig:
         seed: seeds weights, the validation split and the data order of every epoch.
         accelerator, devices, precision: passed to ``lightning.Trainer``.
         n_sample_images: validation samples drawn as input | target | prediction after each validation.
+        select: the validation figure ``checkpoints/best.ckpt`` is chosen by (``val/abs_rel_median``,
+            ``val/abs_rel``, ``val/delta1_median``, ``val/rmse_mm``, ``val/dice`` or ``val/loss``); None =
+            the figure the task reports (depth: per-image median-scaled abs_rel; seg: Dice on the frames
+            that show the class). Without a validation set the lowest training loss is kept.
     """
 
     task: Task
@@ -123,6 +137,7 @@ class TrainConfig:
     devices: str = "auto"
     precision: str = "32-true"
     n_sample_images: int = 4
+    select: str | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -134,22 +149,15 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        try:
-            data = dict(d["data"])
-            data["size"] = tuple(data["size"])
-            if data.get("mask_map") is not None:
-                data["mask_map"] = {int(k): int(v) for k, v in data["mask_map"].items()}
-            model = dict(d.get("model", {}))
-            if "channels" in model:
-                model["channels"] = tuple(model["channels"])
-            top = {k: v for k, v in d.items() if k not in ("data", "model", "loss", "optim")}
-            return cls(
-                **top, data=DataConfig(**data), model=ModelConfig(**model),
-                loss=LossConfig(**d.get("loss", {})), optim=OptimConfig(**d.get("optim", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SimrealError(f"bad training config ({exc.__class__.__name__}: {exc})") from None
+    def from_dict(cls, d: dict[str, Any], source: str | Path | None = None) -> "TrainConfig":
+        """The config of a mapping as :meth:`to_dict` writes it (``RUN/config.json``, a ``--config`` file).
+
+        Raises:
+            SimrealError: unknown or missing fields, wrong types, impossible values (naming ``source``).
+        """
+        from simreal.configs import build
+
+        return build(cls, d, source=source)
 
     def identity(self) -> dict[str, Any]:
         """The fields that must be equal to resume a run (everything that changes what is learnt)."""
@@ -206,12 +214,44 @@ def validate(c: TrainConfig) -> None:
         raise SimrealError(f"SILog lambda must be in [0, 1], got {lo.silog_lambda}")
     if min(lo.l1_weight, lo.log_l1_weight, lo.silog_weight, lo.grad_weight, lo.dice_weight, lo.ce_weight) < 0:
         raise SimrealError("loss weights must be >= 0")
+    if c.select is not None and c.select not in SELECTABLE:
+        raise SimrealError(f"--select must be one of {', '.join(SELECTABLE)}, got {c.select!r}")
+    if (c.task == "depth" and c.select == "val/dice") or (c.task == "seg" and c.select not in (None, "val/dice", "val/loss")):
+        raise SimrealError(f"--select {c.select} is not a {c.task} figure")
     if c.precision not in ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true", "16-true"):
         raise SimrealError(f"unknown precision {c.precision!r} (e.g. 32-true, 16-mixed, bf16-mixed)")
 
 
 def _field_names(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
+
+
+#: The sub-config each flat keyword of :func:`make_config` belongs to.
+_GROUPS = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig}
+
+
+def nest_options(**kw: Any) -> dict[str, Any]:
+    """Flat keywords (``lr=1e-3``, ``size=64``, ``channels=(8, 16)``) -> the nested mapping of a
+    :class:`TrainConfig` (``{"optim": {"lr": 1e-3}, "data": {"size": (64, 64)}, ...}``).
+
+    Raises:
+        SimrealError: a keyword that no config field has.
+    """
+    nested: dict[str, Any] = {}
+    top_names = _field_names(TrainConfig) - set(_GROUPS)
+    for key, value in kw.items():
+        if key == "size" and isinstance(value, int):
+            value = (value, value)
+        if key in ("size", "channels") and value is not None:
+            value = tuple(int(v) for v in value)
+        owners = [g for g, cls in _GROUPS.items() if key in _field_names(cls)]
+        if owners:
+            nested.setdefault(owners[0], {})[key] = value
+        elif key in top_names:
+            nested[key] = None if value is None else (str(value) if key in ("init", "out") else value)
+        else:
+            raise SimrealError(f"unknown training option {key!r}")
+    return nested
 
 
 def make_config(task: Task, data: str | Path, out: str | Path, **kw: Any) -> TrainConfig:
@@ -222,26 +262,12 @@ def make_config(task: Task, data: str | Path, out: str | Path, **kw: Any) -> Tra
         >>> c.optim.lr, c.data.size
         (0.001, (64, 64))
     """
-    groups = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig}
-    parts: dict[str, dict[str, Any]] = {k: {} for k in groups}
-    top: dict[str, Any] = {}
-    top_names = _field_names(TrainConfig) - set(groups) - {"task", "out"}
-    for key, value in kw.items():
-        if key == "size" and isinstance(value, int):
-            value = (value, value)
-        if key in ("size", "channels") and value is not None:
-            value = tuple(int(v) for v in value)
-        owners = [g for g, cls in groups.items() if key in _field_names(cls)]
-        if owners:
-            parts[owners[0]][key] = value
-        elif key in top_names:
-            top[key] = None if value is None else (str(value) if key == "init" else value)
-        else:
-            raise SimrealError(f"unknown training option {key!r}")
+    from simreal.configs import merge
+
+    nested = merge({"task": task, "out": str(out), "data": {"train": str(data)}}, nest_options(**kw))
     return TrainConfig(
-        task=task, out=str(out), data=DataConfig(train=str(data), **parts["data"]),
-        model=ModelConfig(**parts["model"]), loss=LossConfig(**parts["loss"]), optim=OptimConfig(**parts["optim"]),
-        **top,
+        **{k: v for k, v in nested.items() if k not in _GROUPS},
+        **{g: cls(**nested.get(g, {})) for g, cls in _GROUPS.items()},
     )
 
 
@@ -256,6 +282,6 @@ def read_config(path: Path) -> TrainConfig:
     if not path.is_file():
         raise SimrealError("no config.json: not a simreal run folder", path.parent)
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as exc:
-        raise SimrealError(f"unreadable config ({exc})", path) from None
+        return TrainConfig.from_dict(json.loads(path.read_text()), source=path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SimrealError(f"unreadable config ({exc.__class__.__name__})", path) from None

@@ -15,6 +15,8 @@ from pathlib import Path
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from simreal.atomic import atomic_open
+
 METRICS_FILE = "metrics.csv"
 
 
@@ -50,9 +52,7 @@ def trim_metrics(run: Path, last_epoch: int) -> None:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         rows = [r for r in reader if not r.get("epoch") or int(float(r["epoch"])) <= last_epoch]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)

@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from torchmetrics import MeanMetric
 
 from simreal.data.images import write_png
 from simreal.data.torch_dataset import Batch
@@ -36,43 +37,59 @@ from simreal.tasks.visual import sample_grid
 _LOG_CLAMP = 12.0
 
 
-def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-batch depth metrics over valid pixels (target > 0), averaged over images.
+def depth_metrics_per_image(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image depth figures over valid pixels (target > 0): the ones experiments report.
 
-    These are in-training validation figures (progress bar, TensorBoard, checkpoint choice). They differ
-    from :mod:`simreal.metrics.depth`: prediction and target are clamped at 1e-6 mm, and the epoch value
-    is an average of per-batch means (weighted by batch size), not a mean over images. ``simreal eval``
-    (:func:`simreal.metrics.evaluate.evaluate_depth`) is the reference for reported results.
+    Validation computes the figures that are reported, so that epochs, checkpoints and recipes can be
+    chosen on validation and the test set is looked at once. The definitions follow
+    :mod:`simreal.metrics.depth` (``simreal eval depth``, the reference for reported results): ``abs_rel``
+    is ``mean(|p - t| / t)`` with no scaling (metric depth); ``abs_rel_median`` and ``delta1_median``
+    first scale the prediction by ``median(t) / median(p)`` of that image (the usual protocol for
+    monocular endoscopic depth). They differ from the reference only in running at the training size and
+    in clamping the prediction at 1e-6 mm.
 
     Args:
         pred, target: (B, 1, H, W) depth in mm.
 
     Returns:
-        abs_rel (mean |p - t| / t), rmse_mm, delta1 (share with max(p/t, t/p) < 1.25).
+        abs_rel, abs_rel_median, delta1_median, rmse_mm: (B,) float32 each; NaN for an image with no
+        valid pixel.
     """
-    valid = (target > 0).float()
-    n = valid.flatten(1).sum(1).clamp(min=1)
-    t = target.clamp(min=1e-6)
-    p = pred.clamp(min=1e-6)
+    out: dict[str, list[torch.Tensor]] = {"abs_rel": [], "abs_rel_median": [], "delta1_median": [], "rmse_mm": []}
+    nan = torch.tensor(float("nan"), device=pred.device)
+    for p_img, t_img in zip(pred.float(), target.float()):
+        valid = t_img > 0
+        if not bool(valid.any()):
+            for values in out.values():
+                values.append(nan)
+            continue
+        p, t = p_img[valid].clamp(min=1e-6), t_img[valid]
+        scaled = p * (t.median() / p.median())
+        out["abs_rel"].append(((p - t).abs() / t).mean())
+        out["abs_rel_median"].append(((scaled - t).abs() / t).mean())
+        out["delta1_median"].append((torch.maximum(scaled / t, t / scaled) < 1.25).float().mean())
+        out["rmse_mm"].append(((p - t) ** 2).mean().sqrt())
+    return {k: torch.stack(v) for k, v in out.items()}
 
-    def mean(x: torch.Tensor) -> torch.Tensor:
-        return ((x * valid).flatten(1).sum(1) / n).mean()
 
-    return {
-        "abs_rel": mean((p - t).abs() / t),
-        "rmse_mm": ((((p - t) ** 2 * valid).flatten(1).sum(1) / n).sqrt()).mean(),
-        "delta1": mean((torch.maximum(p / t, t / p) < 1.25).float()),
-    }
+def dice_per_image(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, C-1) Dice of each foreground class in each image; NaN where the class is absent from the target.
 
+    The reported segmentation figure is the mean Dice over the frames that show the class (e.g. "polyp
+    Dice, frames with a polyp"), so validation scores exactly those pairs; a prediction of the class on
+    a frame without it is not in this figure (it costs the loss, and ``simreal eval seg`` reports it).
 
-def dice_per_class(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Dice of each foreground class over the whole batch: (C-1,), NaN where a class is absent from both."""
-    out = []
+    Args:
+        pred, target: (B, H, W) class ids.
+    """
+    rows = []
     for c in range(1, num_classes):
-        p, t = pred == c, target == c
-        denom = p.sum() + t.sum()
-        out.append((2 * (p & t).sum() / denom).float() if denom > 0 else torch.tensor(float("nan"), device=pred.device))
-    return torch.stack(out)
+        p, t = (pred == c).flatten(1), (target == c).flatten(1)
+        inter = (p & t).sum(1).float()
+        size_t = t.sum(1).float()
+        dice = 2 * inter / (p.sum(1).float() + size_t).clamp(min=1)
+        rows.append(torch.where(size_t > 0, dice, torch.full_like(dice, float("nan"))))
+    return torch.stack(rows, dim=1)
 
 
 def cosine_factor(step: int, total: int, min_ratio: float) -> float:
@@ -172,6 +189,9 @@ class DepthModule(TaskModule):
             l1_weight=lo.l1_weight, log_l1_weight=lo.log_l1_weight, silog_weight=lo.silog_weight, grad_weight=lo.grad_weight,
             silog_lambda=lo.silog_lambda, grad_scales=lo.grad_scales, scale_mm=float(scale),
         )
+        self.val_figures = torch.nn.ModuleDict(
+            {k: MeanMetric() for k in ("abs_rel", "abs_rel_median", "delta1_median", "rmse_mm")}
+        )
 
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, 1, H, W) depth in mm (float32)."""
@@ -211,10 +231,19 @@ class DepthModule(TaskModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, pred = self._step(batch, "val")
-        bs = batch.image.shape[0]
-        for k, v in depth_metrics(pred, batch.depth).items():
-            self.log(f"val/{k}", v, on_step=False, on_epoch=True, prog_bar=k == "abs_rel", batch_size=bs)
+        for k, v in depth_metrics_per_image(pred, batch.depth).items():
+            v = v[~v.isnan()]
+            if v.numel():
+                self.val_figures[k].update(v)
         self._keep_samples(batch, batch.depth[:, 0], pred[:, 0])
+
+    def on_validation_epoch_end(self) -> None:
+        # Means over validation IMAGES (not over batches); MeanMetric also reduces across devices.
+        for k, metric in self.val_figures.items():
+            if metric.update_count:
+                self.log(f"val/{k}", metric.compute(), prog_bar=k == "abs_rel_median")
+            metric.reset()
+        super().on_validation_epoch_end()
 
 
 class SegModule(TaskModule):
@@ -229,6 +258,7 @@ class SegModule(TaskModule):
         super().__init__(config, out_channels=num_classes)
         self.num_classes = num_classes
         self.loss_fn = SegLoss(num_classes=num_classes, dice_weight=config.loss.dice_weight, ce_weight=config.loss.ce_weight)
+        self.val_dice = MeanMetric()
 
     def predict_logits(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image).float()
@@ -247,12 +277,18 @@ class SegModule(TaskModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, logits = self._step(batch, "val")
         labels = logits.argmax(1)
-        dice = dice_per_class(labels, batch.mask, self.num_classes)
+        dice = dice_per_image(labels, batch.mask, self.num_classes)
         present = dice[~dice.isnan()]
-        # An all-background batch scores 1 when the prediction is all background too.
-        value = present.mean() if present.numel() else torch.tensor(1.0, device=labels.device)
-        self.log("val/dice", value, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
+        if present.numel():
+            self.val_dice.update(present)
         self._keep_samples(batch, batch.mask, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        # Mean over (frame, class) pairs whose frame shows the class; NaN when no validation frame does.
+        value = self.val_dice.compute() if self.val_dice.update_count else torch.tensor(float("nan"))
+        self.log("val/dice", value, prog_bar=True)
+        self.val_dice.reset()
+        super().on_validation_epoch_end()
 
 
 def build_module(config: TrainConfig, depth_scale_mm: float | None = None) -> TaskModule:

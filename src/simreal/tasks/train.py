@@ -4,7 +4,8 @@ Run folder (``config.out``)::
 
     RUN/config.json            the resolved TrainConfig (depth scale and class count filled in)
     RUN/checkpoints/last.ckpt  end of the latest epoch (resume point)
-    RUN/checkpoints/best.ckpt  lowest val/loss (train/loss when there is no validation set)
+    RUN/checkpoints/best.ckpt  best validation figure (``config.select``; default the figure the task
+                               reports), lowest train/loss when there is no validation set
     RUN/metrics.csv            CSV log: train/loss per logged step, epoch means, val metrics (kept on resume)
     RUN/tb/                    TensorBoard events
     RUN/samples/val_epochNNNN.png  rows of input | target | prediction after each validation
@@ -34,7 +35,7 @@ from simreal.data.reader import DatasetReader
 from simreal.data.torch_dataset import SimrealDataset
 from simreal.errors import SimrealError
 from simreal.tasks import data as tdata
-from simreal.tasks.config import TrainConfig, make_config, read_config, write_config
+from simreal.tasks.config import DEFAULT_SELECT, SELECTABLE, TrainConfig, make_config, read_config, write_config
 from simreal.tasks.csvlog import ResumableCSVLogger, trim_metrics
 from simreal.tasks.modules import TaskModule, build_module, checkpoint_task, load_checkpoint
 
@@ -170,12 +171,16 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
     if resolved.freeze == "encoder":
         module.net.freeze_encoder()
 
-    monitor = "val/loss" if val_ds is not None else "train/loss_epoch"
+    if val_ds is not None:
+        monitor = resolved.select or DEFAULT_SELECT[resolved.task]
+        mode = SELECTABLE[monitor]
+    else:
+        monitor, mode = "train/loss_epoch", "min"
     # Two checkpoint callbacks, not one with save_last=True: Lightning 2.6 writes "last" only in an epoch
     # whose monitored value improved, so a resume would silently drop the epochs after the best one.
     # The "best" one comes first so that each last.ckpt holds the updated best-score state.
     best_cb = ModelCheckpoint(
-        dirpath=run / "checkpoints", filename="best", monitor=monitor, mode="min", save_top_k=1,
+        dirpath=run / "checkpoints", filename="best", monitor=monitor, mode=mode, save_top_k=1,
         every_n_epochs=1, auto_insert_metric_name=False, enable_version_counter=False,
     )
     last_cb = ModelCheckpoint(

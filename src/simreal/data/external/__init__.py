@@ -4,7 +4,7 @@
 |---|---|---|
 | ``folder`` | any image folder (+ optional binary masks by stem) | 8-bit RGB; masks > 127 -> 1 |
 | ``cvc`` | CVC-ClinicDB, Kvasir-SEG (``images/``, ``masks/``) | masks > 127 -> polyp; CVC frame -> sequence |
-| ``simcol`` | SimCol3D frames + 16-bit depth PNG | ``v / 255 / 256 * 20`` cm |
+| ``simcol`` | SimCol3D frames + 16-bit depth PNG | ``v / 255 / 256 * 20`` cm; 65535 (saturated) -> 0 |
 | ``c3vd`` | C3VD frames + 16-bit depth PNG / TIFF | ``v / 65535 * 100`` mm |
 
 Splits by sequence (never by frame) live in :mod:`simreal.data.splits`.

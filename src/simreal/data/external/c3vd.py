@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simreal.data.external.common import find_rgbd_pairs, import_rgbd, read_rgbd_sample, read_uint16
+from simreal.data.external.common import Progress, find_rgbd_pairs, import_rgbd, read_rgbd_sample, read_uint16
 
 #: Depth in mm of the largest stored value (65535).
 C3VD_FULL_MM = 100.0
@@ -60,8 +60,13 @@ def read_c3vd_sample(color: str | Path, depth: str | Path, *, size: int | tuple[
     return read_rgbd_sample(color, depth, read_depth=read_c3vd_depth, size=size)
 
 
-def import_c3vd(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None) -> Path:
-    """Write C3VD frames + depth (mm) under ``src`` as a simreal dataset (domain "real", phantom)."""
+def import_c3vd(
+    src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None, progress: Progress | None = None
+) -> Path:
+    """Write C3VD frames + depth (mm) under ``src`` as a simreal dataset (domain "real", phantom).
+
+    ``progress`` is called with (samples done, total) after each sample.
+    """
     return import_rgbd(
         src,
         out_dir,
@@ -71,4 +76,5 @@ def import_c3vd(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, 
         depth_description="z-depth from C3VD uint16: v / 65535 * 100 mm",
         generator_name="import_c3vd",
         size=size,
+        progress=progress,
     )

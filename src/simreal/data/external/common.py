@@ -16,7 +16,7 @@ from PIL import Image
 
 from simreal.data.format import DatasetInfo, LabelKind, SampleRecord
 from simreal.data.images import IMAGE_EXTENSIONS, read_gray, read_rgb
-from simreal.data.writer import DatasetWriter
+from simreal.data.writer import Progress, write_dataset
 from simreal.errors import SimrealError
 
 #: Fraction of mask pixels allowed strictly between 64 and 191 (JPEG ringing at edges stays far below this: at
@@ -143,27 +143,6 @@ def image_size_of(paths: Iterable[Path]) -> tuple[int, int] | None:
     return sizes.pop() if len(sizes) == 1 else None
 
 
-def write_dataset(
-    out_dir: str | Path,
-    info: DatasetInfo,
-    items: Iterable[tuple[SampleRecord, Callable[[], dict[str, np.ndarray]]]],
-) -> Path:
-    """Write samples with :class:`DatasetWriter`; on any error remove the partial folder and re-raise.
-
-    ``items`` yields (record, loader) pairs; the loader decodes the sample's arrays only when needed.
-    """
-    writer = DatasetWriter(Path(out_dir), info)  # importers are deterministic: a killed import resumes
-    try:
-        ids = []
-        for record, load in items:
-            ids.append(record.id)
-            writer.write(record, load())
-        return writer.finish(expected_ids=ids)
-    except BaseException:
-        writer.abort()
-        raise
-
-
 def read_uint16(path: str | Path) -> np.ndarray:
     """Read a single-channel 16-bit PNG or TIFF as (H, W) uint16 (depth maps of external data sets).
 
@@ -267,11 +246,12 @@ def import_rgbd(
     generator_name: str,
     size: int | tuple[int, int] | None = None,
     modality: str = "colonoscopy",
+    progress: Progress | None = None,
 ) -> Path:
     """Write (id, group, frame, depth) pairs from :func:`find_rgbd_pairs` as a simreal dataset.
 
     Files are ``image`` + ``depth`` (mm); ``read_depth`` turns one depth file into (H, W) float32 mm.
-    On any error the partial output folder is removed (see :func:`write_dataset`).
+    On any error the partial output folder is removed (see :func:`write_dataset`); ``progress`` as there.
     """
     hw = parse_size(size)
     info = DatasetInfo(
@@ -289,4 +269,4 @@ def import_rgbd(
         )
         for sid, group, frame, depth in pairs
     )
-    return write_dataset(out_dir, info, items)
+    return write_dataset(out_dir, info, items, total=len(pairs), progress=progress)

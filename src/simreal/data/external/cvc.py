@@ -12,6 +12,18 @@ transcribed in :data:`CVC_SEQUENCES`). Frames of one sequence show the same poly
 must be by sequence: every record's ``group`` is ``"seq01"`` ... ``"seq29"``. Kvasir-SEG has no sequence
 information (``group`` None). Sample ids: CVC ``"0001"`` ... ``"0612"`` (frame number, zero-padded),
 Kvasir the file stem.
+
+Studies (patients): the README says the 29 sequences come from 25 video studies, but not which sequences
+share a study, and no published mapping is known to us, so ``group`` stays the sequence and no study is
+recorded. What the frames show (256x256 copy; per-sequence temporal max of the pixels): every sequence
+has its own polyp, and the capture setup (grey level of the black surround, position of the octagonal
+field stop) falls into four kinds: grey 11, rows 12-249, columns 28-238 (21 sequences); grey 21, rows
+23-249, columns 30-227 (sequences 2, 5, 18); grey 21, rows 12-249, columns 18-227 (8, 16, 19); blue-grey
+(16, 18, 21), rows 24-248, columns 40-237 (23, 24). Sequences of one study come from one video, so they
+share a capture setup: sequences of different setups are different studies. Only 23 and 24 (the one
+rare setup, consecutive) look like one study; the other three shared studies cannot be told apart
+within the 21 sequences of the common setup. Splitting by sequence can therefore put one patient's
+two polyps in train and test; splitting by study would need the data set's authors' table.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from typing import Literal
 
 from simreal.data.external.common import (
     BINARY_CLASSES,
+    Progress,
     image_size_of,
     list_images,
     match_by_stem,
@@ -88,7 +101,14 @@ def _frame_number(path: Path) -> int:
         raise SimrealError("CVC-ClinicDB file names must be frame numbers (e.g. 12.jpg)", path) from None
 
 
-def _import_polyps(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None, dataset: Literal["cvc", "kvasir"]) -> Path:
+def _import_polyps(
+    src: str | Path,
+    out_dir: str | Path,
+    *,
+    size: int | tuple[int, int] | None,
+    dataset: Literal["cvc", "kvasir"],
+    progress: Progress | None = None,
+) -> Path:
     img_dir, mask_dir = find_layout(src)
     images = list_images(img_dir)
     masks = match_by_stem(images, mask_dir)
@@ -115,16 +135,19 @@ def _import_polyps(src: str | Path, out_dir: str | Path, *, size: int | tuple[in
         )
         for sid, group, img, m in zip(ids, groups, images, masks)
     )
-    return write_dataset(out_dir, info, items)
+    return write_dataset(out_dir, info, items, total=len(images), progress=progress)
 
 
-def import_cvc(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None) -> Path:
+def import_cvc(
+    src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None, progress: Progress | None = None
+) -> Path:
     """Write CVC-ClinicDB (``SRC/images``, ``SRC/masks``) as a simreal dataset with sequence groups.
 
     Args:
         src: the data set folder.
         out_dir: the new dataset folder (must not exist).
         size: resize to (height, width) or a square side; None keeps the stored size.
+        progress: called with (samples done, total) after each sample.
 
     Returns:
         ``out_dir``. Records: id ``"0012"``, group ``"seq01"``, source = original file, params
@@ -134,12 +157,14 @@ def import_cvc(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, i
         SimrealError: missing / empty folders, image / mask mismatch, a file name that is not a frame
             number in 1..612, a corrupt JPEG, a mask that is not binary.
     """
-    return _import_polyps(src, out_dir, size=size, dataset="cvc")
+    return _import_polyps(src, out_dir, size=size, dataset="cvc", progress=progress)
 
 
-def import_kvasir(src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None) -> Path:
+def import_kvasir(
+    src: str | Path, out_dir: str | Path, *, size: int | tuple[int, int] | None = None, progress: Progress | None = None
+) -> Path:
     """Write Kvasir-SEG (``SRC/images``, ``SRC/masks``) as a simreal dataset (no sequence groups).
 
-    Kvasir-SEG images vary in size: pass ``size`` to get one common size.
+    Kvasir-SEG images vary in size: pass ``size`` to get one common size. ``progress`` as in :func:`import_cvc`.
     """
-    return _import_polyps(src, out_dir, size=size, dataset="kvasir")
+    return _import_polyps(src, out_dir, size=size, dataset="kvasir", progress=progress)

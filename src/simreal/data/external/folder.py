@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from simreal.data.external.common import (
+    Progress,
     binarise_mask,
     image_size_of,
     list_images,
@@ -57,6 +58,7 @@ def import_folder(
     modality: str = "image",
     domain: str = "real",
     threshold: int = 127,
+    progress: Progress | None = None,
 ) -> Path:
     """Write a folder of images (and optionally a folder of binary masks) as a simreal dataset.
 
@@ -67,6 +69,7 @@ def import_folder(
         size: resize everything to (height, width) (or a square side); None keeps each file's size.
         modality, domain: written to dataset.json.
         threshold: mask binarisation threshold (values above it are foreground).
+        progress: called with (samples done, total) after each sample.
 
     Returns:
         ``out_dir``.
@@ -94,4 +97,4 @@ def import_folder(
         )
         for img, m in zip(images, mask_files)
     )
-    return write_dataset(out_dir, info, items)
+    return write_dataset(out_dir, info, items, total=len(images), progress=progress)
