@@ -93,8 +93,35 @@ def test_written_config_renders_what_the_flags_render(monkeypatch, capsys, tmp_p
     assert _bytes(tmp_path / "a") == _bytes(tmp_path / "b")
 
 
+def test_look_realistic_renders_the_same_frames_with_the_same_labels(monkeypatch, capsys, tmp_path, anatomy):
+    args = ["--n", "2", "--size", "24", "--seed", "5", "--anatomy", str(anatomy), "--field-stop", "octagon",
+            "--no-normals", "--no-progress"]
+    for name, extra in (("train", []), ("real", ["--look", "realistic"])):
+        code, _, err = run_cli(monkeypatch, capsys, "render", "colon", *args, *extra, "--out", str(tmp_path / name))
+        assert code == 0, err
+    train, real = _bytes(tmp_path / "train"), _bytes(tmp_path / "real")
+    assert sorted(train) == sorted(real)
+    for f in train:
+        if f.startswith(("depth/", "mask/", "instance/")):
+            assert train[f] == real[f], f  # labels: byte for byte
+        elif f.startswith("image/"):
+            assert train[f] != real[f], f
+    info = json.loads(real["dataset.json"])
+    assert info["generator"]["job"]["config"]["look"] == "realistic"
+    assert "look" not in json.loads(train["dataset.json"])["generator"]["job"]["config"]  # as before the look existed
+    # A look given in a file is kept unless the flag says otherwise; the realistic set is made again from its json.
+    job = _job(tmp_path, monkeypatch, capsys, "--config", str(tmp_path / "real" / "dataset.json"))
+    assert job["config"]["look"] == "realistic"
+    assert "look" not in _job(tmp_path, monkeypatch, capsys, "--config", str(tmp_path / "real" / "dataset.json"),
+                              "--look", "training")["config"]
+    code, _, err = run_cli(monkeypatch, capsys, "render", "colon", "--config", str(tmp_path / "real" / "dataset.json"),
+                           "--out", str(tmp_path / "again"), "--no-progress")
+    assert code == 0, err
+    assert _bytes(tmp_path / "again") == real
+
+
 @pytest.mark.parametrize("case", ["unknown-key", "wrong-type", "out-of-range", "both", "neither", "toml-out",
-                                  "changed-anatomy", "missing-file"])
+                                  "changed-anatomy", "missing-file", "bad-look", "bad-realism"])
 def test_bad_config_exits_2_with_one_line(monkeypatch, capsys, tmp_path, anatomy, case):
     out = tmp_path / "out"
     cfg = tmp_path / "job.yaml"
@@ -132,6 +159,12 @@ def test_bad_config_exits_2_with_one_line(monkeypatch, capsys, tmp_path, anatomy
         expect = "changed since this dataset was rendered"
     elif case == "missing-file":
         expect += ": config file not found"
+    elif case == "bad-look":
+        args = ["--look", "real", "--out", str(out)]
+        expect = "config.look: expected one of 'training', 'realistic'"
+    elif case == "bad-realism":
+        cfg.write_text("config:\n  look: realistic\n  realism:\n    jpeg_quality: [40, 120]\n")
+        expect += ": config.realism.jpeg_quality: must be <= 100"
     code, stdout, err = run_cli(monkeypatch, capsys, "render", "colon", *args, "--no-progress")
     assert code == 2
     lines = [line for line in err.strip().splitlines() if line]

@@ -25,6 +25,7 @@ def test_sequence_table_covers_1_to_612_without_gaps():
     assert [s for _, _, s in CVC_SEQUENCES] == list(range(1, 30))
     assert (cvc_sequence(1), cvc_sequence(25), cvc_sequence(26), cvc_sequence(205), cvc_sequence(206)) == (1, 1, 2, 10, 11)
     assert cvc_group(612) == "seq29"
+    assert cvc_group(467) == cvc_group(503) == "seq23-24" and cvc_group(466) == "seq22"
     with pytest.raises(SimrealError, match="outside 1..612"):
         cvc_sequence(613)
 
@@ -49,7 +50,7 @@ def test_import_tiny_cvc_layout(tmp_path):
     ds = DatasetReader(out)
     assert ds.ids == ["0001", "0002", "0025", "0026", "0100"]
     assert [r.group for r in ds.records] == ["seq01", "seq01", "seq01", "seq02", "seq05"]
-    assert ds.records[2].source == str(src / "images" / "25.jpg") and ds.records[2].params == {"frame": 25}
+    assert ds.records[2].source == str(src / "images" / "25.jpg") and ds.records[2].params == {"frame": 25, "sequence": "seq01"}
     assert ds.info.modality == "colonoscopy" and ds.info.domain == "real" and ds.info.image_size == (12, 16)
     assert ds.info.labels["mask"].classes == {0: "background", 1: "polyp"}
     mask = ds.read(2, "mask")
@@ -116,5 +117,7 @@ def test_real_cvc_clinicdb(tmp_path):
     assert len(ds) == 609  # 612 frames, 133, 419 and 480 missing from this copy
     assert not {"0133", "0419", "0480"} & set(ds.ids)
     counts = Counter(r.group for r in ds.records)
-    assert len(counts) == 29 and counts["seq01"] == 25 and counts["seq29"] == 21
+    assert len(counts) == 28 and counts["seq01"] == 25 and counts["seq29"] == 21  # 29 sequences, 23 + 24 one study
+    assert counts["seq23-24"] == 12 + 25 - 1  # frame 480 (sequence 24) is missing from this copy
+    assert len({r.params["sequence"] for r in ds.records}) == 29
     assert sum(1 for r in ds.records[:200] if ds.read(ds.ids.index(r.id), "mask").any()) > 150

@@ -152,3 +152,46 @@ def test_same_grid_and_reorient():
     assert not same_grid(a, shifted)
     with pytest.raises(SimrealError, match="same voxel grid"):
         reorient_like(shifted, a)
+
+
+def test_dicom_gap_is_reported_as_missing_slices_and_files_follow_slices(tmp_path):
+    paths = write_series(tmp_path / "s", n=6, shuffle=False)
+    vol = read_volume(tmp_path / "s")
+    # Slices go towards the feet in acquisition order, so array slice k = 0 is the last file written.
+    assert vol.slice_files == tuple(reversed(paths))
+    paths[2].unlink()  # slice 3 of 6 lost: a 5 mm step among 2.5 mm ones
+    with pytest.raises(SimrealError, match="missing slice") as err:
+        read_volume(tmp_path / "s")
+    assert err.value.path == tmp_path / "s" and paths[1].name in str(err.value) and paths[3].name in str(err.value)
+
+
+def test_nifti_without_orientation_is_flagged(tmp_path):
+    arr = np.zeros((3, 4, 5), np.int16)
+    nib.save(nib.Nifti1Image(arr, np.diag([2.0, 2.0, 3.0, 1.0])), tmp_path / "ok.nii")
+    none = nib.Nifti1Image(arr, None)  # no affine: qform_code = sform_code = 0
+    nib.save(none, tmp_path / "none.nii")
+    assert read_volume(tmp_path / "ok.nii").orientation_known
+    assert not read_volume(tmp_path / "none.nii").orientation_known
+
+
+def test_reorient_to_axis_codes_and_obliquity():
+    from simreal.data.volumes import obliquity_deg, reorient
+
+    arr = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    ras = Volume(arr, np.diag([1.0, 2.0, 3.0, 1.0]), slice_files=tuple(Path(f"f{k}") for k in range(4)))
+    lps = reorient(ras, ("L", "P", "S"))
+    np.testing.assert_array_equal(lps.array, arr[::-1, ::-1, :])
+    for idx in ((0, 0, 0), (1, 2, 3)):  # the same voxel lands at the same world point
+        src = np.array([1 - idx[0], 2 - idx[1], idx[2], 1.0])
+        np.testing.assert_allclose(lps.affine @ [*idx, 1.0], ras.affine @ src)
+    assert lps.slice_files == ras.slice_files
+    down = reorient(ras, "RAI")
+    assert down.slice_files == tuple(reversed(ras.slice_files))
+    assert reorient(ras, ("S", "R", "A")).slice_files is None  # the slice axis moved: no file per slice
+    with pytest.raises(SimrealError, match="axis codes"):
+        reorient(ras, ("L", "L", "S"))
+    assert obliquity_deg(ras.affine) == pytest.approx(0.0)
+    c, s = np.cos(np.radians(7)), np.sin(np.radians(7))
+    tilted = np.eye(4)
+    tilted[:2, :2] = [[c, -s], [s, c]]
+    assert obliquity_deg(tilted) == pytest.approx(7.0)

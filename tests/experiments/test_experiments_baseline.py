@@ -43,15 +43,24 @@ def test_smoke_figures_carry_group_level_n(smoke_run: Path) -> None:
     depth, seg = results["metrics"]["depth"], results["metrics"]["seg"]
     assert depth["median"]["n_frames"] == 24 and depth["median"]["n_groups"] == 3   # three held-out test colons
     assert depth["median"]["ci_low"] <= depth["median"]["value"] <= depth["median"]["ci_high"]
-    assert seg["cvc_all"]["n_frames"] == 609 and seg["cvc_all"]["n_groups"] == 29  # every real frame, by sequence
+    assert seg["cvc_all"]["n_frames"] == 609 and seg["cvc_all"]["n_groups"] == 28  # every real frame, by study
     test_seqs = results["metrics"]["seg_cvc_test_sequences"]
-    assert 0 < len(test_seqs) < 29 and seg["cvc_test"]["n_groups"] == len(test_seqs)
+    assert 0 < len(test_seqs) < 28 and seg["cvc_test"]["n_groups"] == len(test_seqs)
+    assert len(results["metrics"]["seg_cvc_dice_per_sequence"]) == 29
     colons = results["config"]["colons"]
     assert not set(colons["train"]) & set(colons["val"]) | set(colons["train"]) & set(colons["test"]) | set(colons["val"]) & set(colons["test"])
     for table in results["tables"][:2]:
         assert {"n_groups", "n_frames"} <= set(table["columns"])
     page = (smoke_run / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "Timings" in page and "n_groups" in page
+
+
+@needs_cvc
+def test_compare_tests_the_network_against_a_trivial_predictor_at_group_level(smoke_run: Path) -> None:
+    done = simreal("compare", str(smoke_run / "eval" / "seg_cvc" / "rows.csv"),
+                   str(smoke_run / "eval" / "trivial_seg_cvc_empty" / "rows.csv"), "--metric", "dice_polyp", "--frame-level")
+    assert done.returncode == 0, done.stderr
+    assert "group level (n_groups = 28)" in done.stdout and "frame level, assumes independent frames (n_frames = 609)" in done.stdout
 
 
 @needs_cvc

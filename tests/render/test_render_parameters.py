@@ -2,11 +2,12 @@
 
 Two levels. (1) For a fixed frame with a polyp in view, every leaf of the drawn :class:`FrameParams` that
 the renderer reads (pose, field of view, lens model and distortion, field stop, each shading field and
-each colour channel, the noise seed) is perturbed in turn. (2) Every field of the
-:class:`ColonoscopyConfig` tree is perturbed in turn and a few frames drawn with the same seeds must come
-out different, which covers the placement draws (offsets, look angles, polyp distances ...) that reach the
-renderer only through the pose. Both lists are checked against the dataclasses, so a new parameter
-without a test here fails.
+each colour channel, the noise seed) is perturbed in turn; for a realistic-look frame, every field of its
+:class:`RealismParams` too (and the shading fields again), and those change the image only, never the
+labels. (2) Every field of the :class:`ColonoscopyConfig` tree is perturbed in turn and a few frames drawn
+with the same seeds must come out different, which covers the placement draws (offsets, look angles,
+polyp distances ...) that reach the renderer only through the pose. Both lists are checked against the
+dataclasses, so a new parameter without a test here fails.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from simreal.configs import to_plain
 from simreal.render.colonoscopy import FrameParams, PlacementIndex, render_frame, sample_frame_params
 from simreal.render.config import ColonoscopyConfig, override
+from simreal.render.look import RealismParams
 from simreal.render.raycast import MeshScene
 from simreal.render.shading import ShadingParams
 from simreal.render.tube import tube_mesh
@@ -109,8 +111,96 @@ def test_every_rendered_param_changes_the_frame(scene, polyp_frame):
     assert not dead, f"parameters that do not change the frame: {dead}"
     # Every rendered leaf was tried: the camera fields, and all of ShadingParams.
     tried = {k.split(" ")[0].split("[")[0] for k in changed}
-    rendered = {f.name for f in dataclasses.fields(FrameParams)} - {"placement", "anatomy_index", "shading"}
+    # (realism: the realistic look's own test below.)
+    rendered = {f.name for f in dataclasses.fields(FrameParams)} - {"placement", "anatomy_index", "shading", "realism"}
     assert tried == rendered | {f"shading.{f.name}" for f in dataclasses.fields(ShadingParams)}
+
+
+REAL_SIZE = 48
+
+#: Every effect on, at fixed strengths that show at REAL_SIZE (a close polyp view, so bubbles and spot
+#: highlights are larger than a pixel; defocus reaching the polyp; a fluid pool in view).
+REALISTIC_ALL_ON = {
+    "look": "realistic", "polyp_view": {"prob": 1.0, "distance_mm": [9.0, 11.0], "offcentre": 0.2},
+    "appearance": {"noise_std": [0.01, 0.01], "vignetting": [0.3, 0.3], "exposure": [0.4, 0.4]},
+    "realism": {"mucus_coverage": [0.3, 0.3], "mucus_opacity": [0.4, 0.4], "bubble_density": [0.3, 0.3],
+                "bubble_scale_mm": [4.0, 4.0], "fluid_prob": 1.0, "fluid_level_mm": [4.0, 4.0],
+                "fluid_tilt_deg": 0.0, "defocus_near_mm": [20.0, 20.0], "defocus": [0.01, 0.01],
+                "motion_blur": [0.01, 0.01], "chromatic_aberration": [0.003, 0.003], "wet_spots": [0.03, 0.03],
+                "wet_scale_mm": [1.0, 1.0], "sheen": [0.3, 0.3], "white_balance": [[1, 0.85, 0.55], [1, 0.85, 0.55]],
+                "jpeg_quality": [80, 80], "exposure_gain": [1.0, 1.0]},
+}
+
+
+@pytest.fixture(scope="module")
+def realistic_frame(mesh, scene) -> FrameParams:
+    """A realistic polyp close-up with the fluid pool and bubbles in view."""
+    cfg = override(ColonoscopyConfig(), REALISTIC_ALL_ON)
+    index = PlacementIndex(mesh)
+    for i in range(50):
+        p = sample_frame_params(np.random.default_rng([12, i]), mesh, cfg, index=index)
+        frame = render_frame(scene, p, REAL_SIZE)
+        if frame.mask.mean() > 0.05 and (frame.mask == 0).mean() > 0.3 and (frame.image < 250).all(axis=-1).mean() > 0.5:
+            return p
+    raise AssertionError("no frame with a polyp in view")  # pragma: no cover
+
+
+def _realism_perturbed(value, key: str):
+    if key == "pattern_seed":
+        return value + 1
+    if key == "jpeg_quality":
+        return value - 30
+    if key.endswith("_deg"):
+        return value + 30.0
+    if key in ("mucus_coverage", "bubble_density", "fluid_opacity", "mucus_opacity", "mottle_contrast",
+               "vessel_contrast"):
+        return value * 0.5
+    if key == "chromatic_aberration":
+        return value * 1.5 + 0.002
+    if key == "black_level":
+        return value + 0.05
+    if key == "white_level":
+        return value - 0.1
+    return value * 1.3 + 0.05
+
+
+def test_every_realism_param_changes_the_image_and_no_label(scene, realistic_frame):
+    p = realistic_frame
+    reference = render_frame(scene, p, REAL_SIZE)
+    labels = {k: getattr(reference, k).tobytes() for k in ("depth", "normals", "mask", "instance")}
+    changed: dict[str, bool] = {}
+
+    def check(name: str, q: FrameParams) -> None:
+        frame = render_frame(scene, q, REAL_SIZE)
+        changed[name] = not np.array_equal(frame.image, reference.image)
+        moved = [k for k, v in labels.items() if getattr(frame, k).tobytes() != v]
+        assert not moved, f"{name} changed the labels {moved}"
+
+    def bumped(name: str, field: str, value):
+        return dataclasses.replace(p, **{name: dataclasses.replace(getattr(p, name), **{field: value})})
+
+    for f in dataclasses.fields(RealismParams):
+        value = getattr(p.realism, f.name)
+        if isinstance(value, tuple):
+            for ch in range(3):
+                q = bumped("realism", f.name, tuple(v * (0.7 if i == ch else 1.0) for i, v in enumerate(value)))
+                check(f"realism.{f.name}[{ch}]", q)
+        else:
+            check(f"realism.{f.name}", bumped("realism", f.name, _realism_perturbed(value, f.name)))
+    # The training look's shading still acts in the realistic look (nothing drawn is dead there either).
+    for f in dataclasses.fields(ShadingParams):
+        value = getattr(p.shading, f.name)
+        if isinstance(value, tuple):
+            for ch in range(3):
+                q = bumped("shading", f.name, tuple(v * (0.7 if i == ch else 1.0) for i, v in enumerate(value)))
+                check(f"shading.{f.name}[{ch}]", q)
+        else:
+            check(f"shading.{f.name}", bumped("shading", f.name, 0.0 if f.name == "vignetting" else _perturbed(value, f.name)))
+    dead = sorted(k for k, v in changed.items() if not v)
+    assert not dead, f"parameters that do not change the realistic frame: {dead}"
+    tried = {k.split("[")[0] for k in changed}
+    assert tried == {f"realism.{f.name}" for f in dataclasses.fields(RealismParams)} | {
+        f"shading.{f.name}" for f in dataclasses.fields(ShadingParams)}
 
 
 #: Each config field -> (value to set, extra changes that make it matter). Perturbations are large enough
@@ -144,6 +234,45 @@ CONFIG_CHANGES: dict[str, tuple[object, dict]] = {
     "appearance.exposure": ([0.1, 0.15], {}),
     "normals": (False, {}),
     "field_stop": ("octagon", {}),
+    "look": ("realistic", {}),
+}
+
+_REAL = {"look": "realistic"}
+#: Realistic-look config fields (rendered at REAL_SIZE, with REALISTIC_ALL_ON where an effect needs to
+#: be on or large enough to show).
+REALISM_CHANGES: dict[str, tuple[object, dict]] = {
+    "realism.mottle_contrast": ([0.9, 1.0], _REAL),
+    "realism.sheen": ([1.0, 1.2], _REAL),
+    "realism.vessel_contrast": ([0.9, 1.0], _REAL),
+    "realism.vessel_scale_mm": ([8.0, 9.0], _REAL),
+    "realism.vessel_width": ([0.8, 0.9], _REAL),
+    "realism.wet_strength": ([40.0, 50.0], _REAL),
+    "realism.wet_shininess": ([10.0, 20.0], _REAL),
+    "realism.wet_spots": ([0.2, 0.3], _REAL),
+    "realism.wet_scale_mm": ([3.0, 4.0], REALISTIC_ALL_ON),
+    "realism.mucus_coverage": ([0.6, 0.7], _REAL),
+    "realism.mucus_opacity": ([0.9, 1.0], REALISTIC_ALL_ON),
+    "realism.mucus_rgb": ([[0.0, 0.5, 0.0], [0.1, 0.6, 0.1]], REALISTIC_ALL_ON),
+    "realism.mucus_scale_mm": ([30.0, 40.0], REALISTIC_ALL_ON),
+    "realism.bubble_density": ([0.5, 0.6], REALISTIC_ALL_ON),
+    "realism.bubble_scale_mm": ([6.0, 7.0], REALISTIC_ALL_ON),
+    "realism.fluid_prob": (1.0, _REAL),
+    "realism.fluid_level_mm": ([8.0, 9.0], REALISTIC_ALL_ON),
+    "realism.fluid_tilt_deg": (90.0, REALISTIC_ALL_ON),
+    "realism.fluid_opacity": ([0.9, 1.0], REALISTIC_ALL_ON),
+    "realism.fluid_rgb": ([[0.0, 0.5, 0.0], [0.1, 0.6, 0.1]], REALISTIC_ALL_ON),
+    "realism.lens_blur": ([0.02, 0.03], _REAL),
+    "realism.motion_blur": ([0.05, 0.06], _REAL),
+    "realism.defocus_near_mm": ([40.0, 50.0], REALISTIC_ALL_ON),
+    "realism.defocus": ([0.03, 0.04], REALISTIC_ALL_ON),
+    "realism.chromatic_aberration": ([0.02, 0.03], _REAL),
+    "realism.exposure_gain": ([2.0, 2.5], _REAL),
+    "realism.white_balance": ([[0.5, 1.0, 1.0], [0.6, 1.0, 1.0]], _REAL),
+    "realism.shot_noise": ([0.2, 0.3], _REAL),
+    "realism.read_noise": ([0.05, 0.06], _REAL),
+    "realism.black_level": ([0.2, 0.25], _REAL),
+    "realism.white_level": ([0.6, 0.7], _REAL),
+    "realism.jpeg_quality": ([10, 15], _REAL),
 }
 
 
@@ -161,17 +290,20 @@ def _nested(path: str, value) -> dict:
 
 
 def test_every_config_field_changes_the_frames(mesh, scene):
-    assert sorted(CONFIG_CHANGES) == sorted(_leaves(to_plain(ColonoscopyConfig())))
+    assert sorted({**CONFIG_CHANGES, **REALISM_CHANGES}) == sorted(_leaves(to_plain(ColonoscopyConfig())))
     index = PlacementIndex(mesh)
 
     def frames(cfg: ColonoscopyConfig) -> list[bytes]:
+        size = REAL_SIZE if cfg.look == "realistic" else SIZE
         return [
-            _frame_bytes(scene, sample_frame_params(np.random.default_rng([3, i]), mesh, cfg, index=index), cfg.normals)
+            b"".join(a.tobytes() for _, a in sorted(render_frame(
+                scene, sample_frame_params(np.random.default_rng([3, i]), mesh, cfg, index=index), size,
+                normals=cfg.normals).arrays().items()))
             for i in range(6)
         ]
 
     dead = []
-    for path, (value, extra) in CONFIG_CHANGES.items():
+    for path, (value, extra) in {**CONFIG_CHANGES, **REALISM_CHANGES}.items():
         base = override(ColonoscopyConfig(), extra)
         changed = override(base, _nested(path, value))
         assert changed != base

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from simreal.cli import anatomy, bench, dataset, demo, evaluate, experiment, predict, render, train
+from simreal.cli import adapt, anatomy, bench, dataset, demo, evaluate, experiment, predict, render, synth, train
 from simreal.errors import SimrealError
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app = typer.Typer(
 app.add_typer(anatomy.app, name="anatomy")
 app.add_typer(render.app, name="render")
 app.add_typer(dataset.app, name="dataset")
+app.add_typer(adapt.app, name="adapt")
+app.add_typer(synth.app, name="synth")
 app.add_typer(train.app, name="train")
 app.command("predict")(predict.predict)
 app.add_typer(evaluate.app, name="eval")

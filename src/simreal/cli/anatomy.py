@@ -120,3 +120,8 @@ def from_ct(
     md = mesh.metadata
     radius = float(np.median(mesh.centerline_radius))
     typer.echo(f"{md['label']} (id {md['label_id']}), {md['surface']} surface, median radius {radius:.1f} mm: " + _summary(mesh, out))
+
+
+from simreal.cli.render_cinematic import ct_phantom  # noqa: E402  (a CT volume of a procedural colon)
+
+app.command("ct-phantom")(ct_phantom)

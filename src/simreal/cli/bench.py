@@ -2,6 +2,8 @@
 
 import typer
 
+from simreal.cli.adapt import bench_adapt
+
 app = typer.Typer(help="Benchmarks that print their figures (rendering and training throughput).", no_args_is_help=True)
 
 
@@ -71,3 +73,7 @@ def train(
             f"{r.images_per_second:.1f} images/s",
             soft_wrap=True,
         )
+
+
+app.command("adapt")(bench_adapt)
+from simreal.cli.render_cinematic import bench_cinematic; app.command("cinematic")(bench_cinematic)  # noqa: E402, E702

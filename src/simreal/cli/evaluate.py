@@ -254,3 +254,11 @@ def compare(
 from simreal.cli.evaluate_sets import fid_command  # noqa: E402  (image-set metrics: FID, KID)
 
 app.command("fid")(fid_command)
+
+from simreal.cli.evaluate_mmfid import mmfid_command  # noqa: E402  (multi-scale FID / STD, paper 3)
+
+app.command("mmfid")(mmfid_command)
+
+from simreal.cli.evaluate_label_validity import label_validity_command  # noqa: E402  (translated images vs source labels)
+
+app.command("label-validity")(label_validity_command)

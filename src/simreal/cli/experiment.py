@@ -24,6 +24,10 @@ def experiment(
         None, "--config", help="YAML, TOML or JSON file: scale, seed, workers, real_data and 'preset' (any field of "
         "the scale preset, e.g. depth_epochs); options typed on the command line override it."
     ),
+    baseline: Optional[Path] = typer.Option(
+        None, "--baseline", help="For experiments that adapt the baseline's synthetic-only networks: a finished "
+        "`experiment baseline` folder of the same scale and seed to start from (default: run it into OUT/baseline)."
+    ),
 ) -> None:
     """Run a named protocol end to end; writes OUT/results.json and a self-contained OUT/report.html.
 
@@ -42,7 +46,14 @@ def experiment(
         settings, preset = _settings_from_file(ctx, config, settings, name)
     if settings["scale"] not in SCALES:
         raise SimrealError(f"unknown scale {settings['scale']!r}; known: {', '.join(SCALES)}")
-    results = EXPERIMENTS[name](out=out, preset=preset, **settings)
+    import inspect
+
+    run = EXPERIMENTS[name]
+    if baseline is not None:
+        if "baseline" not in inspect.signature(run).parameters:
+            raise SimrealError(f"experiment {name!r} does not start from a baseline; leave --baseline out")
+        settings["baseline"] = baseline
+    results = run(out=out, preset=preset, **settings)
     for row in results.get("targets", []):
         mark = "met" if row["met"] else "NOT met"
         typer.echo(f"  {row['target']}: {row['value']:.4g} (threshold {row['threshold']}) {mark}")

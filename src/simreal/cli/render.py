@@ -26,7 +26,7 @@ def colon(
     config: Optional[Path] = typer.Option(
         None, "--config",
         help="Render job file (YAML, TOML or JSON: n, size, seed, anatomy, colons and the config tree lens, pose, "
-        "polyp_view, appearance, normals, field_stop), or a rendered set's dataset.json to make it again. "
+        "polyp_view, appearance, normals, field_stop, look, realism), or a rendered set's dataset.json to make it again. "
         "Flags given here override it.",
     ),
     write_config: Optional[Path] = typer.Option(
@@ -70,6 +70,12 @@ def colon(
         help="Black border outside the field stop: none, circle or octagon; depth, normals, mask and instance are 0 "
         "there too (no label without image) (default none).",
     ),
+    look: Optional[str] = typer.Option(
+        None, "--look",
+        help="training or realistic: the realistic look renders the same frames (same seed: same poses, colours and "
+        "labels) with what real frames have on top: fine vessels, wet highlights, mucus, bubbles, fluid, blur, "
+        "colour cast, sensor noise, JPEG; its ranges are config.realism in --config (default training).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fly a virtual colonoscope through a colon: RGB, depth (mm), normals, polyp mask and instances."""
@@ -85,10 +91,10 @@ def colon(
     job = resolve_job(
         config, n=n, size=size, seed=seed, anatomy=anatomy, colons=colons, fov_min=fov_min, fov_max=fov_max,
         fisheye=fisheye, normals=normals, offset_frac=offset_frac, look_deg=look_deg,
-        polyp_view_prob=polyp_view_prob, field_stop=field_stop,
+        polyp_view_prob=polyp_view_prob, field_stop=field_stop, look=look,
     )
     if out is None:
-        write_config_file(write_config, job.resolved())
+        write_config_file(write_config, job.resolved().to_dict())
         typer.echo(f"wrote the render job to {write_config}")
         return
     try:
@@ -133,10 +139,14 @@ def resolve_job(config: Path | None, **flags: Any):
         lens["fisheye"] = flags["fisheye"]
     pose = {k: flags[k] for k in ("offset_frac", "look_deg") if flags[k] is not None}
     polyp_view = {"prob": flags["polyp_view_prob"]} if flags["polyp_view_prob"] is not None else {}
-    top = {k: flags[k] for k in ("normals", "field_stop") if flags[k] is not None}
+    top = {k: flags[k] for k in ("normals", "field_stop", "look") if flags.get(k) is not None}
     cfg = {**top, **{k: v for k, v in (("lens", lens), ("pose", pose), ("polyp_view", polyp_view)) if v}}
     if cfg:
         changes["config"] = cfg
     if not changes:
         return job
     return RenderJob.from_dict(merge(job.to_dict(), changes))
+
+
+from simreal.cli.render_laparoscopy import laparoscopy; app.command("laparoscopy")(laparoscopy)  # noqa: E402, E702
+from simreal.cli.render_cinematic import cinematic; app.command("cinematic")(cinematic)  # noqa: E402, E702

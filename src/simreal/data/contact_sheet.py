@@ -1,7 +1,8 @@
 """A contact sheet a person can look at: RGB, depth colour-mapped with a scale bar, masks overlaid.
 
 One cell per sample: the image, its depth map (one colour scale shared by the whole sheet, so colours
-compare across frames) and the image with the class mask outlined and tinted.
+compare across frames), the image with the class mask outlined and tinted, and (datasets with
+unsupervised masks) the guidance mask in grey with its edges in red.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from simreal.atomic import atomic_path
 from simreal.data.reader import DatasetReader
 from simreal.errors import SimrealError
 
-# Distinct, colour-blind-friendly tints for class ids 1.. (0 = background is never tinted).
+# Distinct tints for class ids 1..9 (0 = background is never tinted): enough for the 8 laparoscopy classes
+# (Okabe-Ito's colour-blind-safe set, then two more); ids beyond repeat them.
 _CLASS_COLOURS = np.array(
-    [[0, 0, 0], [0, 200, 255], [255, 200, 0], [120, 255, 80], [255, 80, 200], [160, 120, 255]], dtype=np.float32
+    [[0, 0, 0], [0, 200, 255], [230, 159, 0], [0, 158, 115], [240, 228, 66], [0, 114, 178], [213, 94, 0],
+     [204, 121, 167], [255, 255, 255], [120, 255, 80]], dtype=np.float32
 )
 
 
@@ -74,7 +77,8 @@ def contact_sheet(
         raise SimrealError("nothing to show: the dataset has no samples", Path(datasets[0]))
     has_depth = any("depth" in r.info.files for r in readers)
     has_mask = any("mask" in r.info.files for r in readers)
-    panels = 1 + has_depth + has_mask
+    has_guidance = any("guidance" in r.info.files for r in readers)
+    panels = 1 + has_depth + has_mask + has_guidance
 
     depths = {}
     if has_depth:
@@ -106,8 +110,15 @@ def contact_sheet(
                 axes[row, col + 1].set_title("depth", fontsize=6)
         if has_mask and "mask" in r.records[i].files:
             m = r.read(i, "mask")
-            axes[row, col + panels - 1].imshow(overlay_mask(rgb, m))
-            axes[row, col + panels - 1].set_title(f"mask ({int((m > 0).sum())} px)", fontsize=6)
+            axes[row, col + 1 + has_depth].imshow(overlay_mask(rgb, m))
+            axes[row, col + 1 + has_depth].set_title(f"mask ({int((m > 0).sum())} px)", fontsize=6)
+        if has_guidance and "guidance" in r.records[i].files:
+            g = r.read(i, "guidance")
+            shown = np.repeat(g[..., None], 3, axis=2)
+            if "edges" in r.records[i].files:
+                shown[r.read(i, "edges") > 0] = (255, 40, 40)  # the boundaries in red on the guidance
+            axes[row, col + panels - 1].imshow(shown)
+            axes[row, col + panels - 1].set_title(f"guidance ({len(np.unique(g))} levels) + edges", fontsize=6)
     fig.suptitle(title or " + ".join(str(r.root.name) for r in readers), fontsize=9)
     if mappable is not None:
         cbar = fig.colorbar(mappable, cax=fig.add_axes((0.945, 0.1, 0.012, 0.75)))

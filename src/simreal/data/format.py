@@ -11,6 +11,8 @@ A simreal dataset folder looks like::
       mask/000000.png     class ids, 8-bit PNG
       instance/000000.png instance ids (0 = none), 8-bit PNG
       ct/000000.tiff      CT intensities in HU, float32 TIFF
+      guidance/000000.png superpixel guidance (quantised mean intensity), 8-bit PNG
+      edges/000000.png    boundaries of the guidance regions, 8-bit PNG, 0 or 255
 
 Camera frame: x right, y down, z forward (OpenCV convention); poses are camera-to-world 4x4 matrices
 in millimetres. Every field, unit and convention is described in ``docs/dataset_format.md``.
@@ -22,6 +24,7 @@ missing or of the wrong type, and the reader adds the file (and line) to it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -72,9 +75,15 @@ FILE_KINDS: dict[str, dict[str, str]] = {
     "mask": {"ext": ".png", "storage": "uint8", "unit": "", "meaning": "class ids"},
     "instance": {"ext": ".png", "storage": "uint8", "unit": "", "meaning": "instance ids, 0 = none"},
     "ct": {"ext": ".tiff", "storage": "float32", "unit": "HU", "meaning": "CT intensities"},
+    "guidance": {"ext": ".png", "storage": "uint8", "unit": "", "meaning": "superpixel mean intensity, quantised"},
+    "edges": {"ext": ".png", "storage": "uint8", "unit": "", "meaning": "guidance region boundaries, 0 or 255"},
 }
 
-LABEL_KINDS = ("depth", "normals", "mask", "instance", "ct")
+LABEL_KINDS = ("depth", "normals", "mask", "instance", "ct", "guidance", "edges")
+
+#: Image-axis directions a CT slice dataset may declare (``CTInfo.image_axes``): rows then columns, as
+#: patient directions (R/L, A/P, S/I) the index increases towards.
+_AXIS_LETTERS = {"R": "x", "L": "x", "A": "y", "P": "y", "S": "z", "I": "z"}
 
 
 def file_name(kind: str, sample_id: str) -> str:
@@ -123,6 +132,64 @@ class LabelKind:
             classes=classes,
             description=_field(d, "description", str, optional=True, default=""),
         )
+
+
+@dataclass(frozen=True)
+class CTInfo:
+    """What a dataset of CT slices declares once for all its samples (``dataset.json`` field ``ct``).
+
+    Args:
+        window_hu: (min, max) HU window that maps CT values to the 8-bit "image": values are clipped to it
+            and scaled linearly to 0..255 (min < max).
+        image_axes: the patient directions that image rows and columns run towards, e.g. "PL": row index
+            increases towards Posterior (top of the image = anterior), column index towards the patient's
+            Left (image left = patient right): the radiological display.
+        slice_axis: the direction the slice index (``params.slice_index``) increases towards, e.g. "S".
+        description: the convention in words, for a person reading dataset.json.
+    """
+
+    window_hu: tuple[float, float]
+    image_axes: str = "PL"
+    slice_axis: str = "S"
+    description: str = ""
+
+    def problem(self) -> str | None:
+        """What is wrong with the declaration, or None."""
+        lo, hi = self.window_hu
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+            return f"ct.window_hu must be [min, max] with min < max, got [{lo}, {hi}]"
+        letters = self.image_axes + self.slice_axis
+        if len(self.image_axes) != 2 or len(self.slice_axis) != 1 or any(c not in _AXIS_LETTERS for c in letters):
+            return f"ct.image_axes must be 2 and ct.slice_axis 1 of R/L/A/P/S/I, got {self.image_axes!r}, {self.slice_axis!r}"
+        if len({_AXIS_LETTERS[c] for c in letters}) != 3:
+            return f"ct.image_axes {self.image_axes!r} and ct.slice_axis {self.slice_axis!r} must name three different axes"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window_hu": [float(self.window_hu[0]), float(self.window_hu[1])],
+            "image_axes": self.image_axes,
+            "slice_axis": self.slice_axis,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CTInfo":
+        """Parse dataset.json's ``ct``; raises :class:`FormatError` on a wrong shape or values."""
+        d = _object(d, "field 'ct'")
+        window = _field(d, "window_hu", list)
+        if len(window) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in window):
+            raise FormatError(f"field 'ct.window_hu' must be [min, max] in HU, got {window}")
+        info = cls(
+            window_hu=(float(window[0]), float(window[1])),
+            image_axes=_field(d, "image_axes", str, optional=True, default="PL"),
+            slice_axis=_field(d, "slice_axis", str, optional=True, default="S"),
+            description=_field(d, "description", str, optional=True, default=""),
+        )
+        problem = info.problem()
+        if problem is not None:
+            raise FormatError(problem)
+        return info
 
 
 CameraModel = Literal["pinhole", "fisheye"]
@@ -201,6 +268,8 @@ class DatasetInfo:
         generator: name of what wrote the dataset and its full configuration.
         seed: the seed the generator used, or None.
         n_samples: number of records in ``samples.jsonl``.
+        ct: for datasets of CT slices: the HU window of the "image" files and the slice orientation
+            (:class:`CTInfo`); None otherwise (then dataset.json has no ``ct`` field).
     """
 
     modality: str
@@ -213,9 +282,10 @@ class DatasetInfo:
     n_samples: int = 0
     simreal_version: str = ""
     schema: str = SCHEMA
+    ct: CTInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema": self.schema,
             "simreal_version": self.simreal_version,
             "modality": self.modality,
@@ -227,6 +297,9 @@ class DatasetInfo:
             "seed": self.seed,
             "n_samples": self.n_samples,
         }
+        if self.ct is not None:  # absent, not null, elsewhere: datasets without CT keep their bytes
+            out["ct"] = self.ct.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DatasetInfo":
@@ -252,6 +325,7 @@ class DatasetInfo:
         n_samples = _field(d, "n_samples", int, optional=True, default=0)
         if n_samples < 0:
             raise FormatError(f"field 'n_samples' must be >= 0, got {n_samples}")
+        ct = _field(d, "ct", dict, optional=True)
         return cls(
             modality=_field(d, "modality", str),
             domain=_field(d, "domain", str),
@@ -263,6 +337,7 @@ class DatasetInfo:
             n_samples=n_samples,
             simreal_version=_field(d, "simreal_version", str, optional=True, default=""),
             schema=schema,
+            ct=None if ct is None else CTInfo.from_dict(ct),
         )
 
 

@@ -27,6 +27,9 @@ from simreal.errors import SimrealError
 # Normals are stored as float32; anything further than this from unit length is a bug, not rounding.
 _NORMAL_TOLERANCE = 1e-3
 
+# Kinds stored as single-channel 8-bit PNG.
+_GREY_PNG_KINDS = ("mask", "instance", "guidance", "edges")
+
 #: The files of a dataset folder that no record names.
 META_FILES = ("dataset.json", "samples.jsonl")
 
@@ -64,14 +67,15 @@ def _decode_json(raw: bytes, path: Path, where: str = "") -> Any:
 def read_file(path: Path, kind: str) -> np.ndarray:
     """Decode one pixel file of a given kind to its in-memory type.
 
-    Returns (H, W, 3) uint8 for "image", float32 for depth / normals / ct, uint8 for mask / instance.
+    Returns (H, W, 3) uint8 for "image", float32 for depth / normals / ct, (H, W) uint8 for mask /
+    instance / guidance / edges.
 
     Raises:
         SimrealError: missing, corrupt or truncated file, or the wrong dtype for its kind.
     """
     if kind == "image":
         return images.read_rgb(path)
-    if kind in ("mask", "instance"):
+    if kind in _GREY_PNG_KINDS:
         arr = images.read_gray(path)
         if arr.dtype != np.uint8:
             raise SimrealError(f"{kind} must be 8-bit, got {arr.dtype}", path)
@@ -80,6 +84,27 @@ def read_file(path: Path, kind: str) -> np.ndarray:
     if arr.dtype != np.float32:
         raise SimrealError(f"{kind} must be float32, got {arr.dtype}", path)
     return arr
+
+
+def check_ct_params(params: dict[str, Any]) -> str | None:
+    """What is wrong with a CT slice record's params, or None: ``spacing_mm`` must be [row, column] pixel
+    sizes in mm (two positive finite numbers); ``slice_index`` and ``z_mm``, when present, a whole number
+    and a finite number (or lists of them, for montages)."""
+    sp = params.get("spacing_mm")
+    if not (isinstance(sp, list) and len(sp) == 2 and all(_is_number(v) and 0 < v < math.inf for v in sp)):
+        return f"params.spacing_mm must be [row, column] pixel sizes in mm (two positive numbers), got {sp!r}"
+    for key, ok in (("slice_index", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+                    ("z_mm", lambda v: _is_number(v) and math.isfinite(v))):
+        if key in params:
+            value = params[key]
+            values = value if isinstance(value, list) else [value]
+            if not values or not all(ok(v) for v in values):
+                return f"params.{key} must be a number (or a list of them), got {value!r}"
+    return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def check_camera(cam: Camera) -> str | None:
@@ -236,6 +261,10 @@ class DatasetReader:
                 raise SimrealError(f"size {hw} differs from the sample's image size {shape_hw}", path)
             shape_hw = hw
             _check_values(arr, kind, path, self.info)
+        if self.info.ct is not None:
+            problem = check_ct_params(rec.params)
+            if problem is not None:
+                raise SimrealError(f"sample {rec.id}: {problem}", self.root / "samples.jsonl")
         if rec.camera is not None and shape_hw is not None and (rec.camera.height, rec.camera.width) != shape_hw:
             raise SimrealError(
                 f"sample {rec.id}: camera is {rec.camera.width}x{rec.camera.height} but its images are "
@@ -272,6 +301,13 @@ def _check_values_quietly(arr: np.ndarray, kind: str, path: Path, info: DatasetI
         bad = np.abs(norm[hit] - 1.0) > _NORMAL_TOLERANCE
         if bad.any():
             raise SimrealError(f"{int(bad.sum())} normals are not unit length", path)
+    elif kind in ("guidance", "edges"):
+        if arr.ndim != 2:
+            raise SimrealError(f"{kind} must be a single-channel (H, W) map, got shape {arr.shape}", path)
+        if kind == "edges":
+            bad = (arr != 0) & (arr != 255)
+            if bad.any():
+                raise SimrealError(f"edges must be 0 or 255, got {int(bad.sum())} pixels of other values", path)
     elif kind == "mask":
         label = info.labels.get("mask")
         if label is not None and label.classes is not None:

@@ -4,7 +4,9 @@ A :class:`Volume` holds a (X, Y, Z) float32 array and the 4x4 affine that maps v
 ``(i, j, k, 1)`` to world millimetres in RAS+ (as NIfTI / nibabel): +x towards the patient's Right,
 +y Anterior, +z Superior. DICOM stores LPS+ (+x Left, +y Posterior), so a DICOM series' affine is
 converted with ``x_RAS = -x_LPS, y_RAS = -y_LPS``. Arrays are kept in their stored axis order (not
-reoriented); the affine says how they lie.
+reoriented); the affine says how they lie. :func:`reorient` brings a volume to a named axis order (e.g.
+``("L", "P", "S")``, DICOM's usual storage) and :func:`obliquity_deg` says how far its axes are from the
+patient axes.
 
 Example:
     >>> vol = read_volume("ct.nii.gz")            # doctest: +SKIP
@@ -32,11 +34,17 @@ class Volume:
         array: (X, Y, Z) float32 voxel values (HU for CT, class ids for label volumes).
         affine: (4, 4) float64 voxel index -> world mm (RAS).
         path: the file or DICOM folder it was read from.
+        slice_files: for a DICOM series, the file of each slice in array order along the third axis
+            (``slice_files[k]`` holds ``array[:, :, k]``); None otherwise.
+        orientation_known: False when the file carries no orientation (a NIfTI whose qform_code and
+            sform_code are both 0: nibabel then makes up an affine from the voxel sizes alone).
     """
 
     array: np.ndarray
     affine: np.ndarray
     path: Path | None = None
+    slice_files: tuple[Path, ...] | None = None
+    orientation_known: bool = True
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -111,7 +119,12 @@ def _read_nifti(path: Path) -> Volume:
         raise SimrealError("volume holds NaN/inf values", path)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise SimrealError("volume has an invalid (singular) affine", path)
-    return Volume(array=np.ascontiguousarray(data), affine=affine, path=path)
+    header = img.header
+    try:
+        codes = (int(header["qform_code"]), int(header["sform_code"]))
+    except (KeyError, TypeError, ValueError):  # a format without the codes (e.g. Analyze): orientation unknown
+        codes = (0, 0)
+    return Volume(array=np.ascontiguousarray(data), affine=affine, path=path, orientation_known=codes != (0, 0))
 
 
 def _dicom_float(ds, key: str, path: Path, count: int | None = None):
@@ -180,6 +193,15 @@ def _read_dicom_series(folder: Path) -> Volume:
     if (steps < 1e-3).any():
         dup = slices[int(np.argmin(steps)) + 1][0]
         raise SimrealError("two slices share one position (duplicate or mixed series)", dup)
+    smallest = float(steps.min())
+    if (steps > 1.5 * smallest).any():  # a step of about twice (or more) the others: slices are missing
+        g = int(np.argmax(steps > 1.5 * smallest))
+        missing = max(1, int(round(steps[g] / smallest)) - 1)
+        raise SimrealError(
+            f"missing slice(s): {steps[g]:.3f} mm between {slices[g][0].name} and {slices[g + 1][0].name} where "
+            f"slices are {smallest:.3f} mm apart (about {missing} missing)",
+            folder,
+        )
     if (np.abs(steps - steps.mean()) > 0.01 * steps.mean() + 1e-3).any():
         raise SimrealError(f"slice spacing is not uniform ({steps.min():.3f}-{steps.max():.3f} mm)", folder)
     step_vec = (positions[-1] - positions[0]) / (len(slices) - 1)
@@ -191,7 +213,12 @@ def _read_dicom_series(folder: Path) -> Volume:
     lps[:3, 3] = positions[0]
     # pixel_array is [row, column]; transpose to [column, row] = [i, j].
     array = np.stack([s[5].T for s in slices], axis=2)
-    return Volume(array=np.ascontiguousarray(array, dtype=np.float32), affine=LPS_TO_RAS @ lps, path=folder)
+    return Volume(
+        array=np.ascontiguousarray(array, dtype=np.float32),
+        affine=LPS_TO_RAS @ lps,
+        path=folder,
+        slice_files=tuple(s[0] for s in slices),
+    )
 
 
 def reorient_like(vol: Volume, ref: Volume) -> Volume:
@@ -211,3 +238,53 @@ def reorient_like(vol: Volume, ref: Volume) -> Volume:
     array = apply_orientation(vol.array, transform)
     affine = vol.affine @ inv_ornt_aff(transform, vol.array.shape)
     return Volume(array=np.ascontiguousarray(array, dtype=np.float32), affine=affine, path=vol.path)
+
+
+def obliquity_deg(affine: np.ndarray) -> float:
+    """The largest angle (degrees) between a voxel axis and the patient axis nearest to it.
+
+    0 for a grid aligned with the patient axes (any order or flips); a gantry-tilted or oblique
+    acquisition gives the tilt. Non-orthogonal axes (damaged orientation) show as a large angle too.
+
+    Args:
+        affine: (4, 4) voxel index -> world mm.
+    """
+    cols = np.asarray(affine, dtype=np.float64)[:3, :3]
+    unit = cols / np.linalg.norm(cols, axis=0, keepdims=True)
+    cosines = np.clip(np.abs(unit).max(axis=0), 0.0, 1.0)
+    return float(np.degrees(np.arccos(cosines)).max())
+
+
+def reorient(vol: Volume, axcodes: tuple[str, str, str] | str = ("L", "P", "S")) -> Volume:
+    """Flip / permute ``vol``'s axes so that array axis n points towards ``axcodes[n]``.
+
+    ``axcodes`` letters are RAS-world directions as nibabel names them ("L"/"R", "P"/"A", "I"/"S"); the
+    default ``("L", "P", "S")`` is the usual axial DICOM storage: i (column) towards the patient's Left,
+    j (row) towards Posterior, k (slice) towards Superior, so ``array[:, :, k].T`` is the slice as a
+    radiologist views it (rows anterior -> posterior, columns patient right -> left). Values are not
+    resampled (an oblique grid is assigned to its nearest axes: check :func:`obliquity_deg` first).
+
+    Returns:
+        A new :class:`Volume` with the reordered array, the matching affine and, when the slice axis stays
+        the third axis, ``slice_files`` in the new slice order.
+    """
+    from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+
+    codes = tuple(str(c).upper() for c in axcodes)
+    axis_of = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
+    if len(codes) != 3 or any(c not in axis_of for c in codes) or len({axis_of[c] for c in codes}) != 3:
+        raise SimrealError(f"axis codes must name three different axes (R/L, A/P, S/I), got {tuple(axcodes)!r}")
+    target = axcodes2ornt(codes)
+    transform = ornt_transform(io_orientation(vol.affine), target)
+    array = apply_orientation(vol.array, transform)
+    affine = vol.affine @ inv_ornt_aff(transform, vol.array.shape)
+    files = None
+    if vol.slice_files is not None and int(transform[2, 0]) == 2:
+        files = tuple(vol.slice_files) if transform[2, 1] > 0 else tuple(reversed(vol.slice_files))
+    return Volume(
+        array=np.ascontiguousarray(array, dtype=np.float32),
+        affine=affine,
+        path=vol.path,
+        slice_files=files,
+        orientation_known=vol.orientation_known,
+    )

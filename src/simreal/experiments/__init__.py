@@ -7,13 +7,17 @@ below is the whole list (explicit, no discovery by file name).
 from __future__ import annotations
 
 from simreal.experiments.baseline import run_baseline
+from simreal.experiments.cinematic_ft import run_cinematic_ft
 from simreal.experiments.depth_recipes import run_depth_recipes
+from simreal.experiments.reverse_da import run_reverse_da
 
 SCALES = ("smoke", "small", "full")
 
 EXPERIMENTS = {
     "baseline": run_baseline,
+    "cinematic-ft": run_cinematic_ft,
     "depth-recipes": run_depth_recipes,
+    "reverse-da": run_reverse_da,
 }
 
 __all__ = ["EXPERIMENTS", "SCALES"]

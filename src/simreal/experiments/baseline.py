@@ -19,12 +19,15 @@ Protocol (:mod:`simreal.experiments.colon_protocol`):
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from simreal.data.reader import DatasetReader
+from simreal.errors import SimrealError
 from simreal.experiments import stages
 from simreal.experiments.stages import group_figure
 from simreal.experiments.colon_protocol import (
@@ -93,11 +96,95 @@ def run_baseline(*, out: Path, scale: str, seed: int = 0, workers: int = 2, real
         depth_pred, data.test, evals / "depth_synth_sequence", scaling="lsq", per="sequence"))
     st.run("eval seg synthetic", lambda: evaluate_seg(preds / "seg_synth", data.test, evals / "seg_synth"))
     st.run("eval seg CVC", lambda: evaluate_seg(preds / "seg_cvc", data.cvc, evals / "seg_cvc"))
+    st.run("trivial predictors", lambda: _write_trivial_rows(evals, depth_run, data))
 
     results = _collect(out, cfg, scale, seed, data, st.timings)
     stages.write_results(out, results)
     write_report(out)
     return results
+
+
+@dataclass(frozen=True)
+class BaselineOutputs:
+    """What a finished baseline experiment folder holds, for the experiments that build on it.
+
+    Attributes:
+        root: the baseline folder.
+        data: its synthetic train / val / test sets and the imported CVC-ClinicDB.
+        depth_run, seg_run: the synthetic-only depth and polyp networks (run folders; best checkpoints
+            chosen on the validation colons).
+        results: its results.json (the figures the adaptation methods must beat).
+    """
+
+    root: Path
+    data: ColonData
+    depth_run: Path
+    seg_run: Path
+    results: dict[str, Any]
+
+
+def baseline_outputs(out: Path, baseline: Path | None, *, scale: str, preset: ColonScale | None, seed: int,
+                     workers: int, real_data: Path | None, log: Callable[[str], None] = print) -> BaselineOutputs:
+    """The synthetic-only networks and data an adaptation experiment starts from.
+
+    With ``baseline`` None the baseline protocol runs (or resumes) into ``OUT/baseline``; otherwise
+    ``baseline`` must be a finished baseline folder made with the same scale, preset values and seed (it
+    is only read, never written), so that the synthetic-only figures an adaptation is compared with are
+    the baseline's own.
+
+    Raises:
+        SimrealError: ``baseline`` is not a finished baseline folder, or was made with other arguments.
+    """
+    cfg = preset or SCALE_PRESETS[scale]
+    if baseline is None:
+        baseline = Path(out) / "baseline"
+        run_baseline(out=baseline, scale=scale, seed=seed, workers=workers, real_data=real_data, log=log, preset=cfg)
+    baseline = Path(baseline)
+    results_path, arguments_path = baseline / "results.json", baseline / ".stages" / "arguments.json"
+    if not results_path.is_file() or not arguments_path.is_file():
+        raise SimrealError("not a finished baseline experiment folder (no results.json); run `simreal experiment "
+                           "baseline` into it first, or leave --baseline out", baseline)
+    arguments = json.loads(arguments_path.read_text())
+    wanted = json.loads(json.dumps({"experiment": "baseline", **scale_arguments(scale, cfg), "seed": seed}))
+    differ = sorted(k for k in wanted if arguments.get(k) != wanted[k])
+    if differ:
+        raise SimrealError(f"the baseline folder was made with other arguments ({', '.join(differ)} differ)", baseline)
+    data = baseline / "data"
+    return BaselineOutputs(
+        root=baseline, data=ColonData(train=data / "synth_train", val=data / "synth_val", test=data / "synth_test",
+                                      cvc=data / "cvc"),
+        depth_run=baseline / "runs" / "depth", seg_run=baseline / "runs" / "seg",
+        results=json.loads(results_path.read_text()),
+    )
+
+
+#: The trivial predictors scored beside the networks: eval folder -> (what, dataset).
+TRIVIAL = {
+    "trivial_depth_constant": "constant depth (the median training depth) on the synthetic test frames",
+    "trivial_seg_synth_empty": "all-background mask on the synthetic test frames",
+    "trivial_seg_cvc_empty": "all-background mask on CVC-ClinicDB",
+    "trivial_seg_cvc_full": "mask covering the whole frame on CVC-ClinicDB",
+}
+
+
+def _write_trivial_rows(evals: Path, depth_run: Path, data: ColonData) -> None:
+    """Per-frame rows of the trivial predictors, in the rows.csv layout of ``simreal eval``, so that
+    ``simreal compare`` can test a network against them."""
+    from simreal.experiments.trivial import constant_depth_rows, constant_mask_rows
+    from simreal.metrics.evaluate import summarise, write_results
+    from simreal.tasks.config import read_config
+
+    depth_mm = float(read_config(depth_run / "config.json").model.depth_scale_mm)
+    for name, rows in (("trivial_depth_constant", constant_depth_rows(data.test, depth_mm)),
+                       ("trivial_seg_synth_empty", constant_mask_rows(data.test, 0)),
+                       ("trivial_seg_cvc_empty", constant_mask_rows(data.cvc, 0)),
+                       ("trivial_seg_cvc_full", constant_mask_rows(data.cvc, 1))):
+        metrics = [k for k in rows[0] if k not in ("id", "group")]
+        summary = {"task": "trivial", "what": TRIVIAL[name], "n": len(rows),
+                   "metrics": summarise(rows, metrics, groups=[r["group"] for r in rows])}
+        if name == "trivial_depth_constant":
+            summary["depth_mm"] = depth_mm
+        write_results(evals / name, rows, ["id", "group", *metrics], summary)
 
 
 def _polyp_ids(dataset: Path) -> set[str]:
@@ -115,16 +202,15 @@ _FIGURE_COLUMNS = ["mean of group means", "95% CI (groups resampled)", "frame me
 
 
 def _collect(out: Path, cfg: ColonScale, scale: str, seed: int, data: ColonData, timings: dict[str, Any]) -> dict[str, Any]:
-    from simreal.experiments.trivial import constant_depth_rows, constant_mask_rows
-    from simreal.tasks.config import read_config
+    from simreal.data.external.cvc import cvc_sequence_name
 
     evals = out / "eval"
     depth = {"none": stages.read_rows(evals / "depth_synth"), "median": stages.read_rows(evals / "depth_synth_median"),
              "sequence": stages.read_rows(evals / "depth_synth_sequence")}
     seg_rows = stages.read_rows(evals / "seg_synth")
     cvc_rows = stages.read_rows(evals / "seg_cvc")
-    depth_scale = read_config(out / "runs" / "depth" / "config.json").model.depth_scale_mm
-    flat = constant_depth_rows(data.test, float(depth_scale))
+    depth_scale = stages.read_summary(evals / "trivial_depth_constant")["depth_mm"]
+    flat = stages.read_rows(evals / "trivial_depth_constant")
 
     with_polyp = _polyp_ids(data.test)
     polyp = lambda r: r["id"] in with_polyp  # noqa: E731
@@ -133,8 +219,8 @@ def _collect(out: Path, cfg: ColonScale, scale: str, seed: int, data: ColonData,
     test_ids = {cvc.records[i].id for i in halves["test"]}
     test_groups = sorted({cvc.records[i].group for i in halves["test"]})
     in_test = lambda r: r["id"] in test_ids  # noqa: E731
-    empty_cvc, full_cvc = constant_mask_rows(data.cvc, 0), constant_mask_rows(data.cvc, 1)
-    empty_synth = constant_mask_rows(data.test, 0)
+    empty_cvc, full_cvc = stages.read_rows(evals / "trivial_seg_cvc_empty"), stages.read_rows(evals / "trivial_seg_cvc_full")
+    empty_synth = stages.read_rows(evals / "trivial_seg_synth_empty")
 
     depth_figs = {
         "median": group_figure(depth["median"], "abs_rel"), "none": group_figure(depth["none"], "abs_rel"),
@@ -160,12 +246,15 @@ def _collect(out: Path, cfg: ColonScale, scale: str, seed: int, data: ColonData,
         _row("synthetic test colons, frames with a polyp: network", seg_figs["synth"]),
         _row("synthetic test colons, frames with a polyp: trivial empty mask", seg_figs["synth_empty"]),
         _row("CVC-ClinicDB, all frames (real, never trained on): network", seg_figs["cvc_all"]),
-        _row(f"CVC-ClinicDB TEST sequences ({len(test_groups)}): network, the baseline to beat", seg_figs["cvc_test"]),
-        _row("CVC-ClinicDB TEST sequences: trivial mask covering the whole frame", seg_figs["cvc_test_full"]),
-        _row("CVC-ClinicDB TEST sequences: trivial empty mask", seg_figs["cvc_test_empty"]),
+        _row(f"CVC-ClinicDB TEST half ({len(test_groups)} studies): network, the baseline to beat", seg_figs["cvc_test"]),
+        _row("CVC-ClinicDB TEST half: trivial mask covering the whole frame", seg_figs["cvc_test_full"]),
+        _row("CVC-ClinicDB TEST half: trivial empty mask", seg_figs["cvc_test_empty"]),
     ]
-    per_seq = {g: stages.mean_of(cvc_rows, "dice_polyp", lambda r, g=g: r["group"] == g)[0]
-               for g in sorted({r["group"] for r in cvc_rows})}
+    # Per video sequence (two sequences of one study share a group, so by the frame number, not the group).
+    sequence_of = {r["id"]: cvc_sequence_name(int(r["id"])) for r in cvc_rows}
+    study_of = {sequence_of[r["id"]]: r["group"] for r in cvc_rows}
+    per_seq = {q: stages.mean_of(cvc_rows, "dice_polyp", lambda r, q=q: sequence_of[r["id"]] == q)[0]
+               for q in sorted(set(sequence_of.values()))}
     per_colon = {g: group_figure(depth["median"], "abs_rel", lambda r, g=g: r["group"] == g)
                  for g in sorted({r["group"] for r in depth["median"]})}
     targets = [
@@ -190,7 +279,9 @@ def _collect(out: Path, cfg: ColonScale, scale: str, seed: int, data: ColonData,
         "evaluated once.",
         "Intervals resample whole groups (test colons, CVC video sequences), because frames of one colon or one "
         "sequence are not independent; 'mean of group means' weighs every group equally.",
-        "CVC-ClinicDB is split by video sequence (never by frame); the TEST sequences are fixed for every "
+        "CVC-ClinicDB is split by study (never by frame): its 29 video sequences come from 25 studies, and "
+        "sequences 23 and 24 (one rare capture setup) are taken as one study, seq23-24; which other sequences "
+        "share a study is not published, so they stay separate groups. The TEST half is fixed for every "
         f"experiment: {', '.join(test_groups)}.",
         "Metric depth (no scaling) is ill-posed for this forward model on purpose: auto-exposure is randomised per "
         "frame, as on a real endoscope, so image brightness does not fix the scale; only anatomical priors do. "
@@ -215,8 +306,9 @@ def _collect(out: Path, cfg: ColonScale, scale: str, seed: int, data: ColonData,
             {"title": "Polyp segmentation Dice", "columns": ["set", *_FIGURE_COLUMNS], "rows": seg_table},
             {"title": "Depth abs_rel (median-scaled) per test colon", "columns": ["colon", "abs_rel", "n_frames"],
              "rows": [{"colon": g, "abs_rel": f["value"], "n_frames": f["n_frames"]} for g, f in per_colon.items()]},
-            {"title": "CVC-ClinicDB Dice per video sequence", "columns": ["sequence", "dice", "split"],
-             "rows": [{"sequence": g, "dice": v, "split": "test" if g in test_groups else "adapt"} for g, v in per_seq.items()]},
+            {"title": "CVC-ClinicDB Dice per video sequence", "columns": ["sequence", "dice", "study", "split"],
+             "rows": [{"sequence": q, "dice": v, "study": study_of[q], "split": "test" if study_of[q] in test_groups else "adapt"}
+                      for q, v in per_seq.items()]},
         ],
         "figures": _figures(out, cfg, data.test, data.cvc),
         "notes": notes,

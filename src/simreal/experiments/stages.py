@@ -183,3 +183,238 @@ def prediction_grid(rows: list[list[tuple[str, np.ndarray]]], out: Path, title: 
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
+
+
+# -- helpers of the adaptation experiments ------------------------------------------------------------------
+
+
+def subset_dataset(src: Path, dest: Path, indices: list[int], *, kinds: tuple[str, ...] | None = None,
+                   why: str = "") -> Path:
+    """A dataset of some records of ``src``, their files copied byte for byte (nothing is decoded).
+
+    Args:
+        src: a simreal dataset folder.
+        dest: the new dataset folder (must not exist; written atomically).
+        indices: record indices of ``src`` to keep (ids, groups, cameras, params and sources kept).
+        kinds: file kinds to keep (e.g. ``("image",)`` to hand an adaptation method the images of a set
+            and never its masks); default: all of them.
+        why: a few words recorded in ``dataset.json`` (``generator.purpose``).
+
+    Returns:
+        ``dest``.
+    """
+    import shutil
+
+    from simreal.data.format import DatasetInfo, SampleRecord
+    from simreal.data.reader import DatasetReader
+    from simreal.data.writer import DatasetWriter
+
+    reader = DatasetReader(src)
+    kinds = tuple(reader.info.files) if kinds is None else tuple(kinds)
+    missing = sorted(set(kinds) - set(reader.info.files))
+    if missing:
+        raise SimrealError(f"dataset has no {', '.join(missing)} files", src)
+    records = [reader.records[i] for i in sorted(indices)]
+    info = DatasetInfo(
+        modality=reader.info.modality, domain=reader.info.domain, image_size=reader.info.image_size, files=kinds,
+        labels={k: v for k, v in reader.info.labels.items() if k in kinds}, seed=reader.info.seed,
+        generator={"name": "simreal subset", "purpose": why, "source": str(Path(src).resolve()),
+                   "ids": [r.id for r in records], "kinds": list(kinds), "source_generator": reader.info.generator},
+    )
+    writer = DatasetWriter(Path(dest), info)
+    try:
+        for rec in records:
+            if writer.has(rec.id):
+                continue
+            files = {k: v for k, v in rec.files.items() if k in kinds}
+            for rel in files.values():
+                target = writer.root / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(reader.root / rel, target)
+            writer.write(SampleRecord(**{**rec.__dict__, "files": files}), {})
+        return writer.finish(expected_ids=[r.id for r in records])
+    except SimrealError:
+        writer.abort()
+        raise
+    except BaseException:
+        writer.close()
+        raise
+
+
+def evenly_spaced_images(src: Path, dest: Path, n_max: int) -> Path:
+    """The images of dataset ``src`` for an image-set metric (FID, KID), at most ``n_max`` of them.
+
+    A dataset of up to ``n_max`` samples is returned as it is; a larger one gives a plain folder ``dest``
+    of ``n_max`` evenly spaced images (copied byte for byte, named by sample id), so two sets with the same
+    ids (a set and its refined copy) give the same subset.
+    """
+    import shutil
+
+    from simreal.data.reader import DatasetReader
+
+    reader = DatasetReader(src)
+    n = len(reader)
+    if n <= n_max:
+        return Path(src)
+    dest = Path(dest)
+    if not dest.is_dir():
+        tmp = dest.with_name(dest.name + ".partial")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        for i in np.linspace(0, n - 1, n_max).round().astype(int):
+            path = reader.path(int(i), "image")
+            shutil.copyfile(path, tmp / f"{reader.ids[int(i)]}{path.suffix}")
+        tmp.rename(dest)
+    return dest
+
+
+def paired_figure(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], column: str,
+                  keep: Callable[[dict[str, Any]], bool] = lambda r: True, seed: int = 0) -> dict[str, Any]:
+    """Method A against method B on the same frames (rows of two ``rows.csv``, paired by id), groups = the
+    rows' ``group``.
+
+    Returns a dict with the group-level comparison of :func:`~simreal.metrics.stats.paired_group_comparison`
+    (``a - b``; two-sided Wilcoxon on the G pairs of group means; cluster-bootstrap CI of the difference;
+    ``frame_level``, labelled as assuming independent frames), plus ``relative_change`` =
+    ``mean_a / mean_b - 1`` of the means of group means with its paired cluster-bootstrap interval
+    (``rel_ci_low``, ``rel_ci_high``: the same groups drawn for A and B in every replicate) and
+    ``n_groups`` / ``n_frames``. Frames missing on one side or NaN on either are left out.
+    """
+    from simreal.metrics.stats import group_means, paired_group_comparison
+
+    by_id = {r["id"]: r for r in rows_b}
+    pairs = []
+    for r in rows_a:
+        other = by_id.get(r["id"])
+        if other is None or not keep(r):
+            continue
+        va, vb = str(r.get(column, "")), str(other.get(column, ""))
+        if va in ("", "nan") or vb in ("", "nan"):
+            continue
+        a, b = float(va), float(vb)
+        if np.isfinite(a) and np.isfinite(b):
+            pairs.append((a, b, r.get("group") or r["id"]))
+    if not pairs:
+        raise SimrealError(f"no frame has a finite {column!r} in both sets")
+    a = np.array([p[0] for p in pairs])
+    b = np.array([p[1] for p in pairs])
+    groups = [p[2] for p in pairs]
+    comparison = paired_group_comparison(a, b, groups, n_boot=N_BOOT, seed=seed).to_dict()
+    _, ga, _ = group_means(a, groups)
+    _, gb, _ = group_means(b, groups)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, ga.size, size=(N_BOOT, ga.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        replicates = ga[idx].mean(axis=1) / gb[idx].mean(axis=1) - 1.0
+        rel = float(ga.mean() / gb.mean() - 1.0)
+    lo, hi = np.quantile(replicates[np.isfinite(replicates)], [0.025, 0.975]) if np.isfinite(replicates).any() else (np.nan, np.nan)
+    return {**comparison, "column": column, "relative_change": rel, "rel_ci_low": float(lo), "rel_ci_high": float(hi)}
+
+
+# -- helpers of the cinematic fine-tuning experiment --------------------------------------------------------
+
+
+def merge_datasets(parts: list[tuple[Path, list[int]]], dest: Path, *, kinds: tuple[str, ...] | None = None,
+                   why: str = "") -> Path:
+    """One dataset made of records of several datasets, their files copied byte for byte (nothing decoded).
+
+    Args:
+        parts: (dataset folder, record indices) pairs, in order. An index listed more than once is copied
+            again under a new id (to repeat frames so that two training sets hold the same number).
+        dest: the new dataset folder (must not exist; written atomically).
+        kinds: file kinds to keep; default: those of the first part (every part must have them).
+        why: a few words recorded in ``dataset.json`` (``generator.purpose``).
+
+    The new ids are ``<group>-<source id>`` (the source's id when a record has no group), ``-r<j>`` added
+    for the j-th repeat (j >= 1); groups, cameras and params are kept, ``source`` names the source image
+    file. Every part must have the same image size, modality and domain.
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        SimrealError: no part, parts that differ in size, modality or domain or lack a kind, a repeated id.
+    """
+    import shutil
+
+    from simreal.data.format import DatasetInfo, SampleRecord, file_name
+    from simreal.data.reader import DatasetReader
+    from simreal.data.writer import DatasetWriter
+
+    if not parts:
+        raise SimrealError("nothing to merge: no dataset given")
+    readers = [DatasetReader(p) for p, _ in parts]
+    first = readers[0].info
+    kinds = tuple(first.files) if kinds is None else tuple(kinds)
+    for r in readers:
+        missing = sorted(set(kinds) - set(r.info.files))
+        if missing:
+            raise SimrealError(f"dataset has no {', '.join(missing)} files", r.root)
+        if (r.info.image_size, r.info.modality, r.info.domain) != (first.image_size, first.modality, first.domain):
+            raise SimrealError(f"dataset differs from {readers[0].root} in image size, modality or domain", r.root)
+    picked: list[tuple[DatasetReader, SampleRecord, str]] = []
+    for reader, (_, indices) in zip(readers, parts):
+        seen: dict[int, int] = {}
+        for i in indices:
+            rec = reader.records[i]
+            j = seen.get(i, 0)
+            seen[i] = j + 1
+            sid = f"{rec.group}-{rec.id}" if rec.group else rec.id
+            picked.append((reader, rec, sid if j == 0 else f"{sid}-r{j}"))
+    ids = [sid for _, _, sid in picked]
+    if len(set(ids)) != len(ids):
+        raise SimrealError(f"merged ids repeat (first: {next(s for s in ids if ids.count(s) > 1)}): two parts share a group")
+    info = DatasetInfo(
+        modality=first.modality, domain=first.domain, image_size=first.image_size, files=kinds,
+        labels={k: v for k, v in first.labels.items() if k in kinds}, seed=first.seed,
+        generator={"name": "simreal merge", "purpose": why, "kinds": list(kinds),
+                   "parts": [{"source": str(Path(p).resolve()), "ids": [r.records[i].id for i in idx],
+                              "generator": r.info.generator} for r, (p, idx) in zip(readers, parts)]},
+    )
+    writer = DatasetWriter(Path(dest), info)
+    try:
+        for reader, rec, sid in picked:
+            if writer.has(sid):
+                continue
+            files = {}
+            for kind in kinds:
+                rel = rec.files[kind]
+                new = file_name(kind, sid)
+                target = writer.root / new
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(reader.root / rel, target)
+                files[kind] = new
+            writer.write(SampleRecord(id=sid, files=files, camera=rec.camera, params=rec.params,
+                                      source=str((reader.root / rec.files[kinds[0]]).resolve()), group=rec.group), {})
+        return writer.finish(expected_ids=ids)
+    except SimrealError:
+        writer.abort()
+        raise
+    except BaseException:
+        writer.close()
+        raise
+
+
+def abs_rel_error_rgb(pred: np.ndarray, gt: np.ndarray, *, scaling: str = "median", vmax: float = 0.5) -> np.ndarray:
+    """A colour picture of the per-pixel relative depth error ``|s p - g| / g`` (magma, 0 black .. ``vmax``
+    white), black where ``gt`` is 0; ``s`` is the per-image median ratio (``scaling="median"``) or 1.
+
+    Args:
+        pred: (H, W) predicted depth, mm. gt: (H, W) true depth, mm, 0 = no surface.
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    import matplotlib
+
+    if pred.shape != gt.shape:
+        raise SimrealError(f"prediction {pred.shape} and truth {gt.shape} differ in shape")
+    valid = gt > 0
+    err = np.zeros(gt.shape)
+    if valid.any():
+        s = float(np.median(gt[valid]) / max(float(np.median(pred[valid])), 1e-6)) if scaling == "median" else 1.0
+        err[valid] = np.abs(s * pred[valid] - gt[valid]) / gt[valid]
+    rgb = (matplotlib.colormaps["magma"](np.clip(err / vmax, 0, 1))[..., :3] * 255).astype(np.uint8)
+    rgb[~valid] = 0
+    return rgb

@@ -6,8 +6,10 @@ Pieces, in pipeline order: ``config`` (the ranges frames are drawn from), ``came
 OpenCV pixel convention), ``raycast`` (Embree hits -> depth, normals, labels), ``shading`` (endoscope
 light on mucosa -> RGB), ``colonoscopy`` (draw a frame's parameters, then render them;
 :class:`ColonoscopyRenderer`), ``job`` (a whole render run as one config, read from YAML / TOML / JSON or
-a rendered ``dataset.json``), ``run`` (write a dataset folder in parallel, resumably), ``tube`` (a
-closed-form test scene).
+a rendered ``dataset.json``), ``run`` (write a dataset folder in parallel, resumably), ``look`` (the realistic look's
+image effects), ``tube`` (a closed-form test scene); ``laparoscopy*`` (the laparoscopic scene: liver,
+gallbladder, fat, wall, ligament, tools) and ``cinematic*`` / ``transfer`` / ``lighting`` (Mitsuba path
+tracing of CT volumes, imported only by the commands that need them).
 """
 
 from simreal.render.colonoscopy import (
@@ -20,33 +22,47 @@ from simreal.render.colonoscopy import (
     sample_frame_params,
 )
 from simreal.render.config import (
+    LOOKS,
     AppearanceConfig,
     ColonoscopyConfig,
     LensConfig,
     PolypViewConfig,
     PoseConfig,
+    RealismConfig,
     override,
 )
 from simreal.render.job import RenderJob, read_render_job
+from simreal.render.laparoscopy import LaparoscopyRenderer
+from simreal.render.laparoscopy_config import LaparoscopyConfig, LaparoscopyJob, read_laparoscopy_job
+from simreal.render.laparoscopy_run import render_laparoscopy_job
+from simreal.render.look import RealismParams
 from simreal.render.run import colonoscopy_dataset_info, render_colon_dataset, render_job
 
 __all__ = [
+    "LOOKS",
     "AppearanceConfig",
     "ColonoscopyConfig",
     "ColonoscopyRenderer",
     "Frame",
     "FrameParams",
+    "LaparoscopyConfig",
+    "LaparoscopyJob",
+    "LaparoscopyRenderer",
     "LensConfig",
     "Placement",
     "PolypViewConfig",
     "PoseConfig",
+    "RealismConfig",
+    "RealismParams",
     "RenderJob",
     "camera_from_params",
     "colonoscopy_dataset_info",
     "override",
+    "read_laparoscopy_job",
     "read_render_job",
     "render_colon_dataset",
     "render_frame",
     "render_job",
+    "render_laparoscopy_job",
     "sample_frame_params",
 ]

@@ -38,16 +38,18 @@ from simreal.render.config import (
     PolypViewConfig,
     PoseConfig,
     Range,
+    RealismConfig,
     RGBRange,
     _Checks,
 )
+from simreal.render.look import RealismParams, render_realistic, sample_realism
 from simreal.render.raycast import MeshScene, cast_camera
 from simreal.render.shading import ShadingParams, shade
 
 __all__ = [
     "FIELD_STOPS", "MASK_CLASSES", "AppearanceConfig", "ColonoscopyConfig", "ColonoscopyRenderer", "Frame",
-    "FrameParams", "LensConfig", "Placement", "PlacementIndex", "PolypViewConfig", "PoseConfig",
-    "camera_from_params", "field_stop_mask", "polyp_targets", "render_frame", "sample_frame_params",
+    "FrameParams", "LensConfig", "Placement", "PlacementIndex", "PolypViewConfig", "PoseConfig", "RealismConfig",
+    "RealismParams", "camera_from_params", "field_stop_mask", "polyp_targets", "render_frame", "sample_frame_params",
 ]
 
 #: Class ids written to the mask files.
@@ -98,6 +100,9 @@ class FrameParams:
         placement: how the pose was drawn (informational).
         anatomy_index: which of a dataset's anatomies (``dataset.json`` ``generator.anatomies``) the frame
             shows; set by the dataset runner, 0 otherwise.
+        realism: the drawn realistic look (:mod:`simreal.render.look`), or None for the training look.
+            Everything else is drawn the same in both looks, so ``replace(params, realism=None)`` is the
+            training frame of the same seed: same camera, same labels.
 
     Example:
         >>> params = FrameParams.from_dict(record.params)                 # doctest: +SKIP
@@ -113,6 +118,7 @@ class FrameParams:
     shading: ShadingParams
     placement: Placement
     anatomy_index: int = 0
+    realism: RealismParams | None = None
 
     def __post_init__(self) -> None:
         c = _Checks("")
@@ -132,10 +138,14 @@ class FrameParams:
         c.done()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types: what a sample record's ``params`` holds."""
+        """Plain JSON types: what a sample record's ``params`` holds (no ``realism`` key for the training
+        look, so training-look records keep the bytes they had before the realistic look existed)."""
         from simreal.configs import to_plain
 
-        return to_plain(self)
+        plain = to_plain(self)
+        if plain["realism"] is None:
+            del plain["realism"]
+        return plain
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any], *, source: Any = None) -> "FrameParams":
@@ -381,7 +391,9 @@ def sample_frame_params(
     With probability ``config.polyp_view.prob`` (and if the mesh has polyps) the camera looks at a random
     polyp from ``polyp_view.distance_mm`` away; otherwise it sits near the centerline looking along the
     lumen. Draws happen in a fixed order from ``rng`` alone, so the same generator state gives the same
-    params.
+    params. The realistic look (``config.look``) draws its effects last, after everything the training
+    look draws: a realistic frame and the training frame of the same generator state share the camera
+    and the colours, so their labels are identical (pixel-aligned pairs).
 
     Args:
         rng: the frame's generator (datasets use ``np.random.default_rng(np.random.SeedSequence([seed, i]))``).
@@ -437,6 +449,8 @@ def sample_frame_params(
         field_stop=config.field_stop,
         shading=shading,
         placement=Placement(view=view, roll_deg=roll, **placement),
+        # Last: every draw above is the same in both looks.
+        realism=sample_realism(rng, config.realism) if config.look == "realistic" else None,
     )
 
 
@@ -499,15 +513,21 @@ def render_frame(
         timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages).
 
     Returns:
-        The :class:`Frame`. Outside ``params.field_stop`` (:func:`field_stop_mask`) every array is 0 on the
-        same pixels: the image is black there, so the labels say "no surface seen".
+        The :class:`Frame`, in the training look, or in the realistic look when ``params.realism`` is set
+        (the labels are the same in both). Outside ``params.field_stop`` (:func:`field_stop_mask`) the
+        labels are 0 ("no surface seen"); the training image is black there, the realistic one its black
+        level (the flat grey surround of real frames).
     """
     params = _as_params(params)
     t0 = time.perf_counter()
     camera = params.camera(size)
     geo = cast_camera(scene, camera)
     t1 = time.perf_counter()
-    image = shade(geo, params.shading, polyp_class=POLYP)
+    if params.realism is None:
+        image = shade(geo, params.shading, polyp_class=POLYP)
+    else:
+        stop = None if params.field_stop == "none" else field_stop_mask(*geo.depth.shape, params.field_stop)
+        image = render_realistic(geo, camera, params.shading, params.realism, polyp_class=POLYP, stop=stop)
     if timings is not None:
         timings["cast_ms"] = (t1 - t0) * 1e3
         timings["shade_ms"] = (time.perf_counter() - t1) * 1e3
@@ -525,7 +545,7 @@ def render_frame(
         outside = ~field_stop_mask(image.shape[0], image.shape[1], params.field_stop)
         # np.where builds new arrays, so the cast's buffers are never written to.
         out = {
-            k: None if v is None else
+            k: v if v is None or (k == "image" and params.realism is not None) else
             np.where(outside[..., None] if v.ndim == 3 else outside, 0, v).astype(v.dtype, copy=False)
             for k, v in out.items()
         }

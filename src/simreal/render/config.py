@@ -9,6 +9,11 @@
       appearance: AppearanceConfig  base_rgb, dark_rgb, vessel_rgb, vessel_strength, polyp_tint, spot_exponent,
                                     ambient, specular, shininess, vignetting, noise_std, gamma, exposure
       normals, field_stop
+      look                          "training" | "realistic"
+      realism: RealismConfig        the realistic look's effects (surface: mottle_contrast, sheen, vessel_*,
+                                    wet_*, mucus_*, bubble_*, fluid_*; optics: lens_blur, motion_blur,
+                                    defocus_near_mm, defocus, chromatic_aberration; sensor: white_balance,
+                                    shot_noise, read_noise, black_level, white_level, jpeg_quality)
 
 A range ``(low, high)`` is drawn uniformly per frame; ``low == high`` fixes the value. Every node checks
 its own values once, when it is made, and names the bad field (``lens.fov_deg: low 140.0 above high
@@ -21,6 +26,8 @@ Example:
     ((120.0, 140.0), 25.0)
     >>> override(cfg, {"appearance": {"gamma": [2.2, 2.2]}}).appearance.gamma
     (2.2, 2.2)
+    >>> override(cfg, {"look": "realistic", "realism": {"jpeg_quality": [40, 85]}}).realism.jpeg_quality
+    (40, 85)
 """
 
 from __future__ import annotations
@@ -36,9 +43,13 @@ RGB = tuple[float, float, float]
 RGBRange = tuple[RGB, RGB]
 
 FieldStop = Literal["none", "circle", "octagon"]
+Look = Literal["training", "realistic"]
 
 #: Shapes of the endoscope's field stop (black image border).
 FIELD_STOPS: tuple[str, ...] = get_args(FieldStop)
+
+#: Looks a colonoscopy frame can be rendered in (:attr:`ColonoscopyConfig.look`).
+LOOKS: tuple[str, ...] = get_args(Look)
 
 #: Fisheye rays further than this from the optical axis are not cast (the black ring around a fisheye
 #: image); at 90 degrees z-depth would stop being defined.
@@ -264,6 +275,125 @@ class AppearanceConfig:
 
 
 @dataclass(frozen=True)
+class RealismConfig:
+    """Ranges of the realistic look's effects (:mod:`simreal.render.look` has the model); read only when
+    :attr:`ColonoscopyConfig.look` is ``"realistic"``.
+
+    The realistic look keeps everything the training look draws (pose, lens, :class:`AppearanceConfig`
+    colours and light) and adds what real colonoscopy frames (CVC-ClinicDB) show and training renders lack.
+    Defaults were tuned by eye and by simple image statistics against CVC-ClinicDB (see the module
+    docstring of :mod:`simreal.render.look`). Lengths on the surface are mm; blur lengths are fractions of
+    the image width (so a look is the same at every resolution); colours are linear RGB.
+
+    Args:
+        mottle_contrast: fraction of the training mottling kept, [0, 1] (real mucosa is evener).
+        sheen: fraction of the training look's broad Blinn-Phong specular kept, >= 0.
+        vessel_contrast: how much the fine surface vessel network darkens the mucosa, [0, 1].
+        vessel_scale_mm: spacing of the coarse vessel network, mm (> 0; capillaries at 0.45x).
+        vessel_width: vessel half-width, as a fraction of the noise's standard deviation, (0, 1].
+        wet_strength: peak of the wet-film highlights relative to the diffuse level of a surface facing
+            the tip, >= 0 (above about 1 they clip to white, as real highlights do).
+        wet_shininess: exponent of the wet film's mirror lobe where the wall faces the tip (sharp:
+            hundreds to thousands), >= 1.
+        wet_spots: fraction of the surface where the film's ripples face the tip and give a small spot
+            highlight, [0, 1) (the isolated white specks of real frames).
+        wet_scale_mm: ripple size, mm (> 0; spots are about a fifth of it).
+        mucus_coverage: fraction of the surface under mucus patches, [0, 1).
+        mucus_opacity: how much a patch replaces the mucosa colour, [0, 1].
+        mucus_rgb: mucus colour (yellowish white), [0, 1].
+        mucus_scale_mm: size of the mucus patches, mm (> 0).
+        bubble_density: fraction of lattice cells holding a bubble or droplet, [0, 1].
+        bubble_scale_mm: lattice cell size, mm (> 0; bubbles are 0.12-0.3 of it in radius).
+        fluid_prob: probability of a fluid pool in the lower lumen, [0, 1].
+        fluid_level_mm: distance of the pool's surface below the tip along the drawn "down", mm.
+        fluid_tilt_deg: largest angle of "down" away from the image's down direction, degrees, [0, 180].
+        fluid_opacity: how much the pool replaces the mucosa colour, [0, 1].
+        fluid_rgb: pool colour, [0, 1].
+        lens_blur: Gaussian lens blur, sigma as a fraction of the image width, >= 0.
+        motion_blur: length of a straight motion blur (direction drawn uniformly), fraction of the width, >= 0.
+        defocus_near_mm: tissue nearer than this is out of focus, mm (> 0).
+        defocus: defocus blur radius at half ``defocus_near_mm``, fraction of the width, >= 0 (the radius
+            grows as ``near / depth - 1``, up to 3x this).
+        chromatic_aberration: lateral chromatic aberration: red magnified and blue shrunk by this
+            fraction about the image centre, [0, 0.05].
+        exposure_gain: error of the endoscope's automatic light control: the exposed image is multiplied
+            by it (> 0; real frames are often brighter than the training look's exposure target).
+        white_balance: per-channel gains of the camera's colour processing (a colour cast), >= 0; scaled
+            to unit luminance (Rec. 709 weights), so they change the hue, not the brightness.
+        shot_noise: photon (shot) noise, standard deviation at full scale (variance proportional to the
+            signal: stronger in dark regions relative to the signal), >= 0.
+        read_noise: signal-independent sensor noise, standard deviation (linear units), >= 0.
+        black_level: output level of black (video levels: the grey surround of real frames), [0, 0.5).
+        white_level: output level of full scale, (0.5, 1].
+        jpeg_quality: JPEG quality the frame is encoded and decoded at (integers, 1..100).
+    """
+
+    mottle_contrast: Range = (0.15, 0.45)
+    sheen: Range = (0.1, 0.35)
+    vessel_contrast: Range = (0.4, 0.8)
+    vessel_scale_mm: Range = (1.5, 4.0)
+    vessel_width: Range = (0.12, 0.3)
+    wet_strength: Range = (6.0, 20.0)
+    wet_shininess: Range = (300.0, 2000.0)
+    wet_spots: Range = (0.002, 0.015)
+    wet_scale_mm: Range = (0.4, 1.2)
+    mucus_coverage: Range = (0.0, 0.25)
+    mucus_opacity: Range = (0.1, 0.35)
+    mucus_rgb: RGBRange = ((0.92, 0.85, 0.6), (1.0, 0.95, 0.8))
+    mucus_scale_mm: Range = (5.0, 15.0)
+    bubble_density: Range = (0.0, 0.08)
+    bubble_scale_mm: Range = (1.0, 3.0)
+    fluid_prob: float = 0.2
+    fluid_level_mm: Range = (4.0, 15.0)
+    fluid_tilt_deg: float = 40.0
+    fluid_opacity: Range = (0.3, 0.6)
+    fluid_rgb: RGBRange = ((0.8, 0.55, 0.1), (0.95, 0.75, 0.3))
+    lens_blur: Range = (0.002, 0.004)
+    motion_blur: Range = (0.0, 0.012)
+    defocus_near_mm: Range = (4.0, 10.0)
+    defocus: Range = (0.0, 0.008)
+    chromatic_aberration: Range = (0.0, 0.003)
+    exposure_gain: Range = (0.9, 1.5)
+    white_balance: RGBRange = ((0.95, 0.78, 0.45), (1.05, 0.95, 0.62))
+    shot_noise: Range = (0.02, 0.04)
+    read_noise: Range = (0.001, 0.003)
+    black_level: Range = (0.035, 0.085)
+    white_level: Range = (0.88, 0.96)
+    jpeg_quality: tuple[int, int] = (50, 90)
+
+    def __post_init__(self) -> None:
+        c = _Checks("realism")
+        for name in ("mottle_contrast", "vessel_contrast", "mucus_opacity", "bubble_density", "fluid_opacity"):
+            c.range(name, getattr(self, name), 0.0, 1.0)
+        for name in ("sheen", "wet_strength", "lens_blur", "motion_blur", "defocus", "shot_noise",
+                     "read_noise"):
+            c.range(name, getattr(self, name), 0.0)
+        for name in ("vessel_scale_mm", "wet_scale_mm", "mucus_scale_mm", "bubble_scale_mm", "defocus_near_mm",
+                     "exposure_gain"):
+            c.range(name, getattr(self, name), 0.0, lo_open=True)
+        c.range("vessel_width", self.vessel_width, 0.0, 1.0, lo_open=True)
+        c.range("wet_shininess", self.wet_shininess, 1.0)
+        c.range("mucus_coverage", self.mucus_coverage, 0.0, 1.0, hi_open=True)
+        c.range("wet_spots", self.wet_spots, 0.0, 1.0, hi_open=True)
+        c.range("fluid_level_mm", self.fluid_level_mm, 0.0)
+        c.range("chromatic_aberration", self.chromatic_aberration, 0.0, 0.05)
+        c.range("black_level", self.black_level, 0.0, 0.5, hi_open=True)
+        c.range("white_level", self.white_level, 0.5, 1.0, lo_open=True)
+        for name in ("mucus_rgb", "fluid_rgb"):
+            c.range(name, getattr(self, name), 0.0, 1.0, size=3)
+        c.range("white_balance", self.white_balance, 0.0, size=3)
+        c.value("fluid_prob", self.fluid_prob, 0.0, 1.0)
+        c.value("fluid_tilt_deg", self.fluid_tilt_deg, 0.0, 180.0)
+        q = self.jpeg_quality
+        integers = isinstance(q, tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in q)
+        if not (integers and len(q) == 2):
+            c.add("jpeg_quality", f"expected (low, high) integers, got {q!r}")
+        else:
+            c.range("jpeg_quality", q, 1.0, 100.0)
+        c.done()
+
+
+@dataclass(frozen=True)
 class ColonoscopyConfig:
     """Everything the colonoscopy frames are drawn from. Lengths in mm, angles in degrees.
 
@@ -274,9 +404,15 @@ class ColonoscopyConfig:
         appearance: colour, light, lens and sensor ranges.
         normals: write the normals file.
         field_stop: ``"none"``, ``"circle"`` or ``"octagon"``: image pixels outside the endoscope's field
-            stop are black (as in real endoscope frames), and the labels there say "nothing seen": depth
-            0, normals 0, mask 0, instance 0 (no supervision or evaluation on pixels without image
-            content).
+            stop are black (as in real endoscope frames; the realistic look's surround is its flat black
+            level, the grey of real frames), and the labels there say "nothing seen": depth 0, normals 0, mask 0,
+            instance 0 (no supervision or evaluation on pixels without image content).
+        look: ``"training"`` (the look simreal's training sets are rendered in) or ``"realistic"``: the
+            same frames (same poses, lens and colours for the same seed, so the same labels) with what
+            real frames have on top: fine vessels, wet highlights, mucus, bubbles, fluid, blur, colour
+            cast, sensor noise, JPEG (:mod:`simreal.render.look`). A realistic set is a stand-in real
+            domain with ground-truth depth.
+        realism: the ranges of the realistic look (read only when ``look`` is ``"realistic"``).
 
     Example:
         >>> cfg = ColonoscopyConfig(normals=False, polyp_view=PolypViewConfig(prob=0.6, distance_mm=(5.0, 30.0)))
@@ -290,24 +426,35 @@ class ColonoscopyConfig:
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     normals: bool = True
     field_stop: FieldStop = "none"
+    # Plain defaults (not default_factory): an instance pickled before these fields existed unpickles
+    # with the class attributes as its values (a render worker may import newer code than its parent).
+    look: Look = "training"
+    realism: RealismConfig = RealismConfig()
 
     def __post_init__(self) -> None:
         c = _Checks("")
         for name, cls in (("lens", LensConfig), ("pose", PoseConfig), ("polyp_view", PolypViewConfig),
-                          ("appearance", AppearanceConfig)):
+                          ("appearance", AppearanceConfig), ("realism", RealismConfig)):
             if not isinstance(getattr(self, name), cls):
                 c.add(name, f"expected a {cls.__name__}, got {getattr(self, name)!r}")
         if not isinstance(self.normals, bool):
             c.add("normals", f"expected true or false, got {self.normals!r}")
         if self.field_stop not in FIELD_STOPS:
             c.add("field_stop", f"must be one of {', '.join(FIELD_STOPS)}, got {self.field_stop!r}")
+        if self.look not in LOOKS:
+            c.add("look", f"must be one of {', '.join(LOOKS)}, got {self.look!r}")
         c.done()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (tuples become lists): the form written into ``dataset.json``."""
+        """Plain JSON types (tuples become lists): the form written into ``dataset.json``.
+
+        The training look with default realism ranges leaves out ``look`` and ``realism`` (reading takes
+        them as defaults), so training-look datasets keep the ``dataset.json`` they had before the
+        realistic look existed, byte for byte (and an interrupted render resumes across the change).
+        """
         from simreal.configs import to_plain
 
-        return to_plain(self)
+        return plain_config(to_plain(self))
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any]) -> "ColonoscopyConfig":
@@ -315,6 +462,16 @@ class ColonoscopyConfig:
         from simreal.configs import build
 
         return build(cls, mapping)
+
+
+def plain_config(plain: dict[str, Any]) -> dict[str, Any]:
+    """A plain :class:`ColonoscopyConfig` (``to_plain``) without ``look`` and ``realism`` when they hold
+    the training look and the default realism ranges (see :meth:`ColonoscopyConfig.to_dict`)."""
+    from simreal.configs import to_plain
+
+    if plain.get("look") == "training" and plain.get("realism") == to_plain(RealismConfig()):
+        plain = {k: v for k, v in plain.items() if k not in ("look", "realism")}
+    return plain
 
 
 def override(config: C, changes: Mapping[str, Any]) -> C:

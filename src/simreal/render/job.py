@@ -8,6 +8,7 @@ how to make it again, and :func:`read_render_job` accepts such a ``dataset.json`
     simreal render colon --config OLD/dataset.json --out NEW        # NEW == OLD, byte for byte
     simreal render colon --n 500 --colons 4 --write-config job.yaml # a file to start from
     simreal render colon --config job.yaml --out renders/colon      # YAML, TOML or JSON
+    simreal render colon --config job.yaml --look realistic --out renders/real   # same frames, real look
 
 A job file holds the job's fields (any subset; the rest take their defaults), e.g. in YAML::
 
@@ -20,6 +21,7 @@ A job file holds the job's fields (any subset; the rest take their defaults), e.
       polyp_view: {prob: 0.6, distance_mm: [5, 30]}
       appearance: {gamma: [2.2, 2.2]}
       field_stop: octagon
+      look: realistic             # or training (the default); realism: {jpeg_quality: [40, 85], ...}
 
 Relative anatomy paths in a job file are relative to the file's folder.
 
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from simreal.errors import SimrealError
-from simreal.render.config import ColonoscopyConfig, RenderConfigError
+from simreal.render.config import ColonoscopyConfig, RenderConfigError, plain_config
 
 #: ``generator.name`` of datasets written by :func:`~simreal.render.run.render_job`.
 GENERATOR_NAME = "colonoscopy-forward-model"
@@ -101,10 +103,13 @@ class RenderJob:
         return dataclasses.replace(self, anatomy=tuple(str(Path(p).resolve()) for p in self.anatomy), colons=colons)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (what ``generator.job`` holds)."""
+        """Plain JSON types (what ``generator.job`` holds); a training-look config leaves out ``look`` and
+        ``realism`` (:meth:`~simreal.render.config.ColonoscopyConfig.to_dict`)."""
         from simreal.configs import to_plain
 
-        return to_plain(self)
+        plain = to_plain(self)
+        plain["config"] = plain_config(plain["config"])
+        return plain
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any], *, source: str | Path | None = None) -> "RenderJob":

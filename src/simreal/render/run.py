@@ -17,13 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
-import os
-import signal
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -37,14 +31,7 @@ from simreal.errors import SimrealError
 from simreal.render.colonoscopy import MASK_CLASSES, ColonoscopyRenderer
 from simreal.render.config import ColonoscopyConfig
 from simreal.render.job import GENERATOR_NAME, RenderJob
-
-#: Called in the main process after each finished frame with (frame index, timings in ms).
-FrameHook = Callable[[int, dict[str, float]], None]
-
-
-def sample_id(index: int) -> str:
-    """Zero-padded id (and file stem) of frame ``index``."""
-    return f"{index:06d}"
+from simreal.render.parallel import FrameHook, chunks, run_frames, sample_id
 
 
 def load_anatomy(anatomy: str | Path | None, seed: int) -> tuple[AnatomyMesh, dict[str, Any]]:
@@ -183,7 +170,10 @@ def dataset_info(job: RenderJob, anatomy_info: list[dict[str, Any]]) -> DatasetI
     :func:`~simreal.render.job.read_render_job`), ``generator.anatomies`` describes each anatomy (frame i
     renders ``anatomies[i % K]``, also recorded as the frame's ``params["anatomy_index"]``)."""
     generator = {"name": GENERATOR_NAME, "job": job.to_dict(), "anatomies": anatomy_info}
-    return colonoscopy_dataset_info(job.size, normals=job.config.normals, generator=generator, seed=job.seed)
+    # The realistic look is a different image domain (the target of domain adaptation), same labels.
+    domain = "synthetic-realistic" if job.config.look == "realistic" else "synthetic"
+    return colonoscopy_dataset_info(job.size, normals=job.config.normals, generator=generator, seed=job.seed,
+                                    domain=domain)
 
 
 # --- per-process state: one mesh scene per worker -------------------------------------------------------
@@ -191,18 +181,7 @@ def dataset_info(job: RenderJob, anatomy_info: list[dict[str, Any]]) -> DatasetI
 _WORKER: dict[str, Any] = {}
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    """Stop this worker once its parent is gone (killed outright, e.g. SIGKILL): an orphaned worker would
-    otherwise keep writing into the unfinished dataset without holding its lock, then wait forever."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-def _init_worker(anatomies: list[Anatomy], root: str, job: RenderJob, ignore_sigint: bool) -> None:
-    if ignore_sigint:  # a worker process, not the parent rendering in-process
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-        threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+def _init_worker(anatomies: list[Anatomy], root: str, job: RenderJob) -> None:
     # Every scene is built once per worker and kept: frames cycle through the anatomies.
     renderers = []
     for a in anatomies:
@@ -228,14 +207,6 @@ def _render_one(index: int) -> tuple[int, dict[str, float]]:
     timings["sample_ms"] = (t1 - t0) * 1e3
     timings["write_ms"] = (time.perf_counter() - t2) * 1e3
     return index, timings
-
-
-def _chunks(items: list[int], size: int) -> list[list[int]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _render_one_chunk(indices: list[int]) -> list[tuple[int, dict[str, float]]]:
-    return [_render_one(i) for i in indices]
 
 
 def render_job(
@@ -281,7 +252,9 @@ def render_job(
     writer = DatasetWriter(out_dir, dataset_info(job, [a.info for a in anatomies]))
     ids = [sample_id(i) for i in range(job.n)]
     todo = [i for i in range(job.n) if not writer.has(sample_id(i))]
-    _run_frames(todo, job.n, anatomies, writer, job, workers, progress, on_frame)
+    run_frames(chunks(todo, workers), total=job.n, writer=writer, init_worker=_init_worker,
+               init_args=(anatomies, str(writer.root), job), render_one=_render_one, teardown=_WORKER.clear,
+               workers=workers, progress=progress, on_frame=on_frame)
     return writer.finish(expected_ids=ids)
 
 
@@ -328,54 +301,3 @@ def render_colon_dataset(
     job = RenderJob(n=n, size=size, seed=seed, anatomy=paths, colons=tuple(colons or ()),
                     config=config if config is not None else ColonoscopyConfig())
     return render_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame)
-
-
-def _run_frames(
-    todo: list[int], n: int, anatomies: list[Anatomy], writer: DatasetWriter, job: RenderJob, workers: int,
-    progress: bool, on_frame: FrameHook | None,
-) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[fps]:.1f} frames/s"), TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
-        task = bar.add_task("render", total=n, completed=n - len(todo), fps=0.0)
-        start, done = time.perf_counter(), 0
-
-        def finished(index: int, timings: dict[str, float]) -> None:
-            nonlocal done
-            writer.mark_done(sample_id(index))
-            done += 1
-            bar.update(task, advance=1, fps=done / max(time.perf_counter() - start, 1e-9))
-            if on_frame is not None:
-                on_frame(index, timings)
-
-        args = (anatomies, str(writer.root), job)
-        if workers == 1 or len(todo) <= 1:
-            _init_worker(*args, ignore_sigint=False)
-            try:
-                for i in todo:
-                    finished(*_render_one(i))
-            finally:
-                _WORKER.clear()
-            return
-        ctx = multiprocessing.get_context("spawn")  # no fork after Embree / TBB threads exist
-        # An executor, not multiprocessing.Pool: if a worker dies (killed, out of memory) the pool breaks
-        # with an error instead of waiting forever for the frames it held.
-        pool = ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
-                                   initargs=(*args, True))
-        try:
-            chunk = max(1, min(8, len(todo) // (workers * 8)))
-            for result in pool.map(_render_one_chunk, _chunks(todo, chunk)):
-                for item in result:
-                    finished(*item)
-        except BrokenProcessPool:
-            raise SimrealError(
-                "a render worker process died; finished frames are kept, rerun the same command to resume",
-                writer.root,
-            ) from None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)

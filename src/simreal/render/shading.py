@@ -95,7 +95,7 @@ class ShadingParams:
 _GRIDS: dict[tuple[int, int], np.ndarray] = {}
 
 
-def _radius2(h: int, w: int) -> np.ndarray:
+def vignetting_radius2(h: int, w: int) -> np.ndarray:
     """(H, W) float32 squared distance of the pixel centres from the image centre, 1 at the outer corners
     (cached). Pixel centres at integer (u, v), the image centre at ((W - 1) / 2, (H - 1) / 2)."""
     key = (h, w)
@@ -106,22 +106,90 @@ def _radius2(h: int, w: int) -> np.ndarray:
     return _GRIDS[key]
 
 
-_LUT_SIZE = 65536  # linear values are quantised to 16 bits before the gamma table: < 2 levels at black
+LUT_SIZE = 65536  # linear values are quantised to 16 bits before the gamma table: < 2 levels at black
 _LUTS: dict[float, np.ndarray] = {}
 
 
-def _gamma_lut(gamma: float) -> np.ndarray:
+def gamma_lut(gamma: float) -> np.ndarray:
     """(65536,) uint8 table: linear value i / 65535 -> round(255 * value ** (1 / gamma))."""
     if gamma not in _LUTS:
-        x = np.arange(_LUT_SIZE, dtype=np.float64) / (_LUT_SIZE - 1)
+        x = np.arange(LUT_SIZE, dtype=np.float64) / (LUT_SIZE - 1)
         _LUTS[gamma] = np.floor(255.0 * x ** (1.0 / gamma) + 0.5).astype(np.uint8)
         if len(_LUTS) > 64:
             _LUTS.pop(next(iter(_LUTS)))
     return _LUTS[gamma]
 
 
+@dataclass(frozen=True)
+class Lighting:
+    """The tip light on one frame, after auto-exposure (every array (H, W) float32, 0 where no surface).
+
+    Attributes:
+        irradiance: light reaching each surface point, scaled so that the 90th percentile of
+            ``cos_view * irradiance`` is ``exposure``.
+        diffuse: ``(cos_view + ambient) * irradiance``: the Lambert level a white surface would show.
+        spec: ``specular * cos_view ** shininess * irradiance``: the Blinn-Phong highlight (white light).
+    """
+
+    irradiance: np.ndarray
+    diffuse: np.ndarray
+    spec: np.ndarray
+
+
+def tip_irradiance(geo: GeometryBuffers, *, spot_exponent: float, vignetting: float, exposure: float) -> np.ndarray:
+    """(H, W) float32 irradiance from a spot light at the camera centre, auto-exposed (0 where no surface).
+
+    Unit radiant intensity, ``cos(angle from the axis) ** spot_exponent / distance ** 2`` (distance floored
+    at 1 mm), vignetting ``1 - vignetting * r^2``, then scaled so that the 90th percentile of
+    ``cos_view * irradiance`` over the lit pixels is ``exposure`` (as a real endoscope's light control does):
+    the light's power itself is therefore no parameter. Shared by every renderer with a tip light.
+    """
+    f32 = np.float32
+    h, w = geo.depth.shape
+    dist2 = np.maximum(geo.distance, f32(1.0))
+    dist2 *= dist2
+    irradiance = geo.cos_axis ** f32(spot_exponent)
+    irradiance /= dist2
+    irradiance[~geo.hit] = 0.0
+    if vignetting > 0:
+        irradiance *= f32(1.0) - f32(vignetting) * vignetting_radius2(h, w)
+    cos = geo.cos_view
+    # Percentile on a 1/16 subsample of the lit pixels (cheap, and deterministic for given buffers); all lit
+    # pixels when the subsample holds none.
+    sub = (cos[::4, ::4] * irradiance[::4, ::4])[geo.hit[::4, ::4]]
+    if not sub.size:
+        sub = (cos * irradiance)[geo.hit]
+    if sub.size:
+        k = int(0.9 * (sub.size - 1))
+        level = float(np.partition(sub, k)[k])
+        if level > 0.0 and math.isfinite(level):
+            irradiance *= f32(exposure / level)
+    return irradiance
+
+
+def lighting(geo: GeometryBuffers, p: ShadingParams) -> Lighting:
+    """The spot light at the tip, auto-exposed (shared by the training and the realistic look).
+
+    Args:
+        geo: per-pixel geometry from :func:`~simreal.render.raycast.cast_camera`.
+        p: drawn appearance (``spot_exponent``, ``vignetting``, ``exposure``, ``ambient``, ``specular``,
+            ``shininess`` are read).
+
+    Returns:
+        The frame's :class:`Lighting`.
+    """
+    f32 = np.float32
+    irradiance = tip_irradiance(geo, spot_exponent=p.spot_exponent, vignetting=p.vignetting, exposure=p.exposure)
+    cos = geo.cos_view
+    diffuse = (cos + f32(p.ambient)) * irradiance
+    spec = cos ** f32(p.shininess)
+    spec *= f32(p.specular)
+    spec *= irradiance
+    return Lighting(irradiance=irradiance, diffuse=diffuse, spec=spec)
+
+
 def shade(geo: GeometryBuffers, p: ShadingParams, polyp_class: int = 1) -> np.ndarray:
-    """Shade one frame.
+    """Shade one frame in the training look.
 
     Args:
         geo: per-pixel geometry from :func:`~simreal.render.raycast.cast_camera`.
@@ -134,29 +202,8 @@ def shade(geo: GeometryBuffers, p: ShadingParams, polyp_class: int = 1) -> np.nd
     f32 = np.float32
     h, w = geo.depth.shape
     miss = ~geo.hit
-    dist2 = np.maximum(geo.distance, f32(1.0))
-    dist2 *= dist2
-    # Unit radiant intensity: auto-exposure below sets the actual level.
-    irradiance = geo.cos_axis ** f32(p.spot_exponent)
-    irradiance /= dist2
-    irradiance[miss] = 0.0
-    if p.vignetting > 0:
-        irradiance *= f32(1.0) - f32(p.vignetting) * _radius2(h, w)
-    cos = geo.cos_view
-    # Auto-exposure: percentile on a 1/16 subsample of the lit pixels (cheap, and deterministic for given
-    # buffers); all lit pixels when the subsample holds none.
-    sub = (cos[::4, ::4] * irradiance[::4, ::4])[geo.hit[::4, ::4]]
-    if not sub.size:
-        sub = (cos * irradiance)[geo.hit]
-    if sub.size:
-        k = int(0.9 * (sub.size - 1))
-        level = float(np.partition(sub, k)[k])
-        if level > 0.0 and math.isfinite(level):
-            irradiance *= f32(p.exposure / level)
-    diffuse = (cos + f32(p.ambient)) * irradiance
-    spec = cos ** f32(p.shininess)
-    spec *= f32(p.specular)
-    spec *= irradiance
+    light = lighting(geo, p)
+    diffuse, spec = light.diffuse, light.spec
     vessel = geo.vessel * f32(p.vessel_strength)
     polyp = geo.mask == polyp_class
     any_polyp = bool(polyp.any())
@@ -164,9 +211,9 @@ def shade(geo: GeometryBuffers, p: ShadingParams, polyp_class: int = 1) -> np.nd
     if p.noise_std > 0:
         noise = np.random.default_rng(p.noise_seed).standard_normal((3, h, w), dtype=f32)
         noise *= f32(p.noise_std)
-    lut = _gamma_lut(float(p.gamma))
+    lut = gamma_lut(float(p.gamma))
     out = np.empty((h, w, 3), np.uint8)
-    scale = f32(_LUT_SIZE - 1)
+    scale = f32(LUT_SIZE - 1)
     for c in range(3):
         base, dark, vcol = f32(p.base_rgb[c]), f32(p.dark_rgb[c]), f32(p.vessel_rgb[c])
         albedo = geo.mottle * (dark - base)

@@ -7,23 +7,25 @@ JPEG redistribution and of Kvasir-SEG); the original CVC-ClinicDB layout ``SRC/O
 Unit convention: images are 8-bit RGB; masks are stored as 0/255 (JPEG copies are saved as RGB with
 compression noise) and binarised at 127 into {0: background, 1: polyp}.
 
-Sequences: CVC-ClinicDB's 612 frames come from 29 video sequences (README.txt of the data set, table
-transcribed in :data:`CVC_SEQUENCES`). Frames of one sequence show the same polyp, so train / test splits
-must be by sequence: every record's ``group`` is ``"seq01"`` ... ``"seq29"``. Kvasir-SEG has no sequence
-information (``group`` None). Sample ids: CVC ``"0001"`` ... ``"0612"`` (frame number, zero-padded),
-Kvasir the file stem.
+Sequences and studies: CVC-ClinicDB's 612 frames come from 29 video sequences (README.txt of the data set,
+table transcribed in :data:`CVC_SEQUENCES`), which come from 25 video studies (patients). Frames of one
+sequence show the same polyp, and sequences of one study the same patient, so train / test splits and
+statistics must work on whole studies. Which sequences share a study is not published (no mapping is
+known to us), but the frames tell one pair apart. What the frames show (256x256 copy; per-sequence
+temporal max of the pixels): every sequence has its own polyp, and the capture setup (grey level of the
+black surround, position of the octagonal field stop) falls into four kinds: grey 11, rows 12-249,
+columns 28-238 (21 sequences); grey 21, rows 23-249, columns 30-227 (sequences 2, 5, 18); grey 21, rows
+12-249, columns 18-227 (8, 16, 19); blue-grey (16, 18, 21), rows 24-248, columns 40-237 (23, 24).
+Sequences of one study come from one video, so they share a capture setup: sequences of different setups
+are different studies. Sequences 23 and 24 (the one rare setup, consecutive) are taken to be one study
+(:data:`CVC_SHARED_STUDIES`); the other three shared studies cannot be told apart within the 21 sequences
+of the common setup, so they stay separate groups (a known, documented limit: a split may still put one
+of those patients' two polyps on both sides).
 
-Studies (patients): the README says the 29 sequences come from 25 video studies, but not which sequences
-share a study, and no published mapping is known to us, so ``group`` stays the sequence and no study is
-recorded. What the frames show (256x256 copy; per-sequence temporal max of the pixels): every sequence
-has its own polyp, and the capture setup (grey level of the black surround, position of the octagonal
-field stop) falls into four kinds: grey 11, rows 12-249, columns 28-238 (21 sequences); grey 21, rows
-23-249, columns 30-227 (sequences 2, 5, 18); grey 21, rows 12-249, columns 18-227 (8, 16, 19); blue-grey
-(16, 18, 21), rows 24-248, columns 40-237 (23, 24). Sequences of one study come from one video, so they
-share a capture setup: sequences of different setups are different studies. Only 23 and 24 (the one
-rare setup, consecutive) look like one study; the other three shared studies cannot be told apart
-within the 21 sequences of the common setup. Splitting by sequence can therefore put one patient's
-two polyps in train and test; splitting by study would need the data set's authors' table.
+Every record's ``group`` is therefore its study as far as it is known: ``"seq01"`` ... ``"seq29"``, with
+sequences 23 and 24 together as ``"seq23-24"`` (28 groups); ``params`` hold the ``frame`` number and the
+``sequence`` (``"seq23"``). Kvasir-SEG has no sequence information (``group`` None). Sample ids: CVC
+``"0001"`` ... ``"0612"`` (frame number, zero-padded), Kvasir the file stem.
 """
 
 from __future__ import annotations
@@ -74,9 +76,23 @@ def cvc_sequence(frame: int) -> int:
     raise SimrealError(f"CVC-ClinicDB frame number {frame} is outside 1..{CVC_N_FRAMES}")
 
 
-def cvc_group(frame: int) -> str:
-    """The ``group`` string of a frame, e.g. ``"seq07"``."""
+#: Sequences taken to come from one study (patient): same rare capture setup, consecutive (module docstring).
+CVC_SHARED_STUDIES: tuple[tuple[int, ...], ...] = ((23, 24),)
+
+
+def cvc_sequence_name(frame: int) -> str:
+    """The video sequence of a frame as a string, e.g. ``"seq07"``."""
     return f"seq{cvc_sequence(frame):02d}"
+
+
+def cvc_group(frame: int) -> str:
+    """The ``group`` of a frame: its study as far as known, e.g. ``"seq07"``, or ``"seq23-24"`` for the two
+    sequences of one study (:data:`CVC_SHARED_STUDIES`)."""
+    seq = cvc_sequence(frame)
+    for study in CVC_SHARED_STUDIES:
+        if seq in study:
+            return "seq" + "-".join(f"{s:02d}" for s in study)
+    return f"seq{seq:02d}"
 
 
 def find_layout(src: str | Path) -> tuple[Path, Path]:
@@ -130,7 +146,9 @@ def _import_polyps(
     )
     items = (
         (
-            SampleRecord(id=sid, files={}, source=str(img), group=group, params={"frame": int(img.stem)} if dataset == "cvc" else {}),
+            SampleRecord(id=sid, files={}, source=str(img), group=group,
+                         params={"frame": int(img.stem), "sequence": cvc_sequence_name(int(img.stem))}
+                         if dataset == "cvc" else {}),
             lambda img=img, m=m: read_folder_sample(img, m, size=hw),
         )
         for sid, group, img, m in zip(ids, groups, images, masks)
@@ -150,8 +168,8 @@ def import_cvc(
         progress: called with (samples done, total) after each sample.
 
     Returns:
-        ``out_dir``. Records: id ``"0012"``, group ``"seq01"``, source = original file, params
-        ``{"frame": 12}``.
+        ``out_dir``. Records: id ``"0012"``, group ``"seq01"`` (the study: ``"seq23-24"`` for sequences 23
+        and 24), source = original file, params ``{"frame": 12, "sequence": "seq01"}``.
 
     Raises:
         SimrealError: missing / empty folders, image / mask mismatch, a file name that is not a frame
