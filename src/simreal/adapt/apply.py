@@ -173,7 +173,6 @@ def apply_refiner(
         SimrealError: a bad model (see :func:`load_refiner`), an empty or missing input, grey and RGB mixed,
             an alpha channel, images whose channels differ from the model's, an existing ``out_dir``.
     """
-    from simreal.data.reader import DatasetReader
 
     if batch_size < 1:
         raise SimrealError(f"--batch-size must be >= 1, got {batch_size}")
@@ -196,97 +195,112 @@ def apply_refiner(
         "method_config": loaded.config.get(loaded.method.name),
         "input": str(in_dir.resolve()),
     }
+    return map_dataset_images(in_dir, out_dir, source, provenance, "refined", [loaded.refine], dev,
+                              label="refining", batch_size=batch_size, progress=progress, on_sample=on_sample)
+
+
+def map_dataset_images(in_dir: Path, out_dir: str | Path, source: ImageSource, provenance: dict[str, Any], domain: str,
+                       maps: list[Callable[[torch.Tensor], torch.Tensor]], device: torch.device, *, label: str,
+                       batch_size: int, progress: bool, on_sample: Callable[[int, int], None] | None,
+                       ids: Callable[[str, int], list[str]] | None = None) -> Path:
+    """The dataset of every image of ``source`` passed through each of ``maps``, labels copied byte for byte.
+
+    What refining and translating share: records (ids, groups, cameras, params, sources) and every file
+    but the image are carried over (a label never passes through a network); ``dataset.json`` keeps the
+    input's modality, size, label kinds, CT grid and seed with ``domain`` and ``provenance`` (the
+    ``generator``). Consecutive images of one size go through ``maps`` in batches of ``batch_size`` (floats
+    in [0, 1], NCHW). With K maps, input ``id`` gives the K outputs ``ids(id, K)`` (default: the id itself,
+    for K = 1), their label files renamed after them. Written atomically: bad input removes what was
+    written, an interruption keeps the finished samples for the same command to resume.
+    """
+    from simreal.data.reader import DatasetReader
+    from simreal.progress import progress_bar
+
     if source.kind == "dataset":
         reader = DatasetReader(in_dir)
         src_info = reader.info
         records = list(reader.records)
-        provenance["input_domain"] = src_info.domain
-        provenance["input_generator"] = src_info.generator
-        info = DatasetInfo(
-            modality=src_info.modality, domain="refined", image_size=src_info.image_size, files=src_info.files,
-            labels=src_info.labels, generator=provenance, seed=src_info.seed,
-        )
+        provenance = {**provenance, "input_domain": src_info.domain, "input_generator": src_info.generator}
+        info = DatasetInfo(modality=src_info.modality, domain=domain, image_size=src_info.image_size,
+                           files=src_info.files, labels=src_info.labels, generator=provenance, seed=src_info.seed,
+                           ct=src_info.ct)
         root = reader.root
     else:
         from simreal.data.external.common import image_size_of
 
         records = [SampleRecord(id=f.stem, files={}, source=str(f)) for f in source.files]
-        info = DatasetInfo(modality="image", domain="refined", image_size=image_size_of(source.files),
+        info = DatasetInfo(modality="image", domain=domain, image_size=image_size_of(source.files),
                            files=("image",), generator=provenance)
         root = in_dir
 
+    k = len(maps)
+    out_ids = [(ids or _same_id)(r.id, k) for r in records]
+    expected = [i for per_input in out_ids for i in per_input]
     writer = DatasetWriter(Path(out_dir), info)
-    bar = _ProgressBar(len(records)) if progress else None
-    total = len(records)
     count = [0]
 
-    def write_one(i: int, refined: np.ndarray) -> None:
-        rec = records[i]
-        labels = {k: v for k, v in rec.files.items() if k != "image"}
-        for rel in labels.values():
-            # Labels are copied as files, never decoded: byte for byte what the input holds.
+    def write_one(i: int, j: int, image: np.ndarray) -> None:
+        rec, new_id = records[i], out_ids[i][j]
+        files = {}
+        for kind, rel in rec.files.items():
+            if kind == "image":
+                continue
             rel_path = _safe_relative(rel, root / "samples.jsonl")
-            target = writer.root / rel_path
+            target_rel = rel_path if new_id == rec.id else rel_path.with_name(new_id + rel_path.suffix)
+            target = writer.root / target_rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / rel_path, target)
-        rgb = refined if refined.shape[2] == 3 else np.repeat(refined, 3, axis=2)
-        record = SampleRecord(**{**rec.__dict__, "files": labels, "source": rec.source or str(source.files[i])})
+            shutil.copyfile(root / rel_path, target)  # copied as a file: byte for byte, never decoded
+            files[kind] = target_rel.as_posix()
+        rgb = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
+        record = SampleRecord(**{**rec.__dict__, "id": new_id, "files": files, "source": rec.source or str(source.files[i])})
         writer.write(record, {"image": rgb})
 
-    def advance() -> None:
-        count[0] += 1
-        if bar is not None:
+    with progress_bar(label, len(expected), enabled=progress, unit="images") as bar:
+
+        def advance() -> None:
+            count[0] += 1
             bar.update(count[0])
-        if on_sample is not None:
-            on_sample(count[0], total)
+            if on_sample is not None:
+                on_sample(count[0], len(expected))
 
-    pending: list[tuple[int, np.ndarray]] = []
+        pending: list[tuple[int, np.ndarray]] = []
 
-    def flush() -> None:
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))) for _, a in pending])
-        with torch.no_grad():
-            y = loaded.refine(x.to(dev).float() / 255.0)
-        out = (y.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-        for (i, _), img in zip(pending, out):
-            write_one(i, img)
-            advance()
-        pending.clear()
+        def flush() -> None:
+            x = torch.stack([torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))) for _, a in pending])
+            x = x.to(device).float() / 255.0
+            for j, fn in enumerate(maps):
+                if all(writer.has(out_ids[i][j]) for i, _ in pending):
+                    continue
+                with torch.no_grad():
+                    y = fn(x)
+                out = (y.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+                for (i, _), img in zip(pending, out):
+                    if not writer.has(out_ids[i][j]):
+                        write_one(i, j, img)
+                        advance()
+            pending.clear()
 
-    try:
-        for i, rec in enumerate(records):
-            if writer.has(rec.id):
-                advance()  # finished by an interrupted earlier run
-                continue
-            arr = source.read(i)
-            if pending and (len(pending) == batch_size or pending[0][1].shape != arr.shape):
+        try:
+            for i in range(len(records)):
+                done = [writer.has(o) for o in out_ids[i]]
+                for _ in range(sum(done)):
+                    advance()  # finished by an interrupted earlier run
+                if all(done):
+                    continue
+                arr = source.read(i)
+                if pending and (len(pending) == batch_size or pending[0][1].shape != arr.shape):
+                    flush()
+                pending.append((i, arr))
+            if pending:
                 flush()
-            pending.append((i, arr))
-        if pending:
-            flush()
-        return writer.finish(expected_ids=[r.id for r in records])
-    except SimrealError:
-        writer.abort()  # bad input: leave nothing half-written
-        raise
-    except BaseException:
-        writer.close()  # interrupted: finished samples stay in .partial for the same command to resume
-        raise
-    finally:
-        if bar is not None:
-            bar.stop()
+            return writer.finish(expected_ids=expected)
+        except SimrealError:
+            writer.abort()  # bad input: leave nothing half-written
+            raise
+        except BaseException:
+            writer.close()  # interrupted: finished samples stay in .partial for the same command to resume
+            raise
 
 
-class _ProgressBar:
-    def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(TextColumn("refine"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True))
-        self._task = self._bar.add_task("refine", total=total)
-        self._bar.start()
-
-    def update(self, done: int) -> None:
-        self._bar.update(self._task, completed=done)
-
-    def stop(self) -> None:
-        self._bar.stop()
+def _same_id(sample_id: str, k: int) -> list[str]:
+    return [sample_id]

@@ -250,35 +250,29 @@ class _Progress(Callback):
         if not trainer.is_global_zero:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-        from rich.table import Column
+
+        from simreal.progress import progress_bar
 
         self._keys = tuple(module.method.progress_keys)
-        fixed = lambda: Column(no_wrap=True)  # noqa: E731
-        self._console = Console(stderr=True)
-        self._bar = Progress(
-            TextColumn("{task.description}", table_column=fixed()), BarColumn(bar_width=20, table_column=fixed()),
-            MofNCompleteColumn(table_column=fixed()), TimeElapsedColumn(table_column=fixed()),
-            TimeRemainingColumn(table_column=fixed()), TextColumn("{task.fields[losses]}", table_column=fixed()),
-            console=self._console,
-        )
-        self._task = self._bar.add_task(self.description, total=self.total, completed=module.iteration, losses="")
-        self._bar.start()
+        self._width = Console(stderr=True).width
+        # A Lightning callback starts and stops in two hooks, so the bar's context is entered by hand.
+        self._context = progress_bar(self.description, self.total, completed=module.iteration, fields=("losses",))
+        self._bar = self._context.__enter__()
 
     def on_train_batch_end(self, trainer: L.Trainer, module: _EngineModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._bar is not None:
             latest = module.latest
             keys = [k for k in self._keys if k in latest] if self._keys else list(latest)
             losses = " ".join(f"{k} {latest[k]:.3g}" for k in keys)
-            # The fixed columns take about 40 + len(description) characters; the losses get the rest.
-            room = max(0, self._console.width - 45 - len(self.description) - 2 * len(str(self.total)))
+            # The other columns take about 60 + len(description) characters; the losses get the rest.
+            room = max(0, self._width - 60 - len(self.description) - 2 * len(str(self.total)))
             if len(losses) > room:
                 losses = losses[: max(0, room - 1)] + "…" if room else ""
-            self._bar.update(self._task, completed=module.iteration, losses=losses)
+            self._bar.update(module.iteration, losses=losses)
 
     def _stop(self) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            self._context.__exit__(None, None, None)
             self._bar = None
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:

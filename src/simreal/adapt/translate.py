@@ -31,22 +31,19 @@ Example:
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simreal.adapt.apply import resolve_device, sha256_of
+from simreal.adapt.apply import map_dataset_images, resolve_device, sha256_of
 from simreal.adapt.config import FORWARD_METHODS
 from simreal.adapt.data import ImageSource, crop_or_resize
 from simreal.adapt.runs import CHECKPOINT, load_adapt_checkpoint, method_field, read_run_config, run_config_class
 from simreal.configs import build
-from simreal.data.format import DatasetInfo, SampleRecord
-from simreal.data.writer import DatasetWriter
 from simreal.errors import SimrealError
 
 __all__ = ["LoadedTranslator", "Style", "load_translator", "random_styles", "style_ids", "translate_dataset"]
@@ -221,13 +218,6 @@ def style_ids(sample_id: str, k: int) -> list[str]:
     return [f"{sample_id}_s{j:0{width}d}" for j in range(k)]
 
 
-def _safe_relative(rel: str, where: Path) -> PurePosixPath:
-    p = PurePosixPath(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise SimrealError(f"sample file path {rel!r} leaves the dataset folder", where)
-    return p
-
-
 # -- the dataset -------------------------------------------------------------------------------------------
 
 
@@ -263,7 +253,6 @@ def translate_dataset(
             (or style images) whose channel count differs from the model's, K < 1, K > 1 or style images
             for CycleGAN, fewer style images than K, an existing ``out_dir``.
     """
-    from simreal.data.reader import DatasetReader
 
     if styles < 1:
         raise SimrealError(f"--styles must be >= 1, got {styles}")
@@ -304,108 +293,7 @@ def translate_dataset(
         "input": str(in_dir.resolve()),
         "styles": style_info,
     }
-    if source.kind == "dataset":
-        reader = DatasetReader(in_dir)
-        src_info = reader.info
-        records = list(reader.records)
-        provenance["input_domain"] = src_info.domain
-        provenance["input_generator"] = src_info.generator
-        info = DatasetInfo(modality=src_info.modality, domain="translated", image_size=src_info.image_size,
-                           files=src_info.files, labels=src_info.labels, generator=provenance, seed=src_info.seed, ct=src_info.ct)
-        root = reader.root
-    else:
-        from simreal.data.external.common import image_size_of
-
-        records = [SampleRecord(id=f.stem, files={}, source=str(f)) for f in source.files]
-        info = DatasetInfo(modality="image", domain="translated", image_size=image_size_of(source.files),
-                           files=("image",), generator=provenance)
-        root = in_dir
-
     codes = [torch.tensor(s.code, dtype=torch.float32) for s in style_list] or [None]
-    out_ids = [style_ids(r.id, styles) for r in records]
-    expected = [i for ids in out_ids for i in ids]
-    writer = DatasetWriter(Path(out_dir), info)
-    total = len(expected)
-    bar = _ProgressBar(total) if progress else None
-    count = [0]
-
-    def advance() -> None:
-        count[0] += 1
-        if bar is not None:
-            bar.update(count[0])
-        if on_sample is not None:
-            on_sample(count[0], total)
-
-    def write_one(i: int, j: int, image: np.ndarray) -> None:
-        rec, new_id = records[i], out_ids[i][j]
-        files = {}
-        for kind, rel in rec.files.items():
-            if kind == "image":
-                continue
-            rel_path = _safe_relative(rel, root / "samples.jsonl")
-            target_rel = rel_path if styles == 1 else rel_path.with_name(new_id + rel_path.suffix)
-            target = writer.root / target_rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / rel_path, target)  # copied as a file: byte for byte, never decoded
-            files[kind] = target_rel.as_posix()
-        rgb = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
-        record = SampleRecord(**{**rec.__dict__, "id": new_id, "files": files, "source": rec.source or str(source.files[i])})
-        writer.write(record, {"image": rgb})
-
-    pending: list[tuple[int, np.ndarray]] = []
-
-    def flush() -> None:
-        x = torch.stack([torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))) for _, a in pending]).to(dev).float() / 255.0
-        for j, code in enumerate(codes):
-            todo = [(i, a) for i, a in pending if not writer.has(out_ids[i][j])]
-            if not todo:
-                continue
-            with torch.no_grad():
-                y = loaded.translate(x, code)
-            out = (y.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            for (i, _), img in zip(pending, out):
-                if not writer.has(out_ids[i][j]):
-                    write_one(i, j, img)
-                    advance()
-        pending.clear()
-
-    try:
-        for i, _ in enumerate(records):
-            done = [writer.has(o) for o in out_ids[i]]
-            for _ in range(sum(done)):
-                advance()  # finished by an interrupted earlier run
-            if all(done):
-                continue
-            arr = source.read(i)
-            if pending and (len(pending) == batch_size or pending[0][1].shape != arr.shape):
-                flush()
-            pending.append((i, arr))
-        if pending:
-            flush()
-        return writer.finish(expected_ids=expected)
-    except SimrealError:
-        writer.abort()  # bad input: leave nothing half-written
-        raise
-    except BaseException:
-        writer.close()  # interrupted: finished samples stay in .partial for the same command to resume
-        raise
-    finally:
-        if bar is not None:
-            bar.stop()
-
-
-class _ProgressBar:
-    def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(TextColumn("translate"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                             console=Console(stderr=True))
-        self._task = self._bar.add_task("translate", total=total)
-        self._bar.start()
-
-    def update(self, done: int) -> None:
-        self._bar.update(self._task, completed=done)
-
-    def stop(self) -> None:
-        self._bar.stop()
+    maps = [lambda x, code=code: loaded.translate(x, code) for code in codes]
+    return map_dataset_images(in_dir, out_dir, source, provenance, "translated", maps, dev, label="translating",
+                              batch_size=batch_size, progress=progress, on_sample=on_sample, ids=style_ids)

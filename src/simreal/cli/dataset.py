@@ -26,8 +26,10 @@ def validate(
     """
     from simreal.data.reader import validate_dataset
 
-    with dataset_import.progress_bar("validating", progress) as report_progress:
-        report = validate_dataset(directory, progress=report_progress)
+    from simreal.progress import progress_bar
+
+    with progress_bar("validating", enabled=progress, terminal_only=True, transient=True) as bar:
+        report = validate_dataset(directory, progress=bar.update)
     typer.echo(f"ok: {directory}: {report.n_samples} samples, {report.n_files} files ({', '.join(report.kinds)})")
 
 

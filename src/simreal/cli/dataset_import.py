@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import typer
+
+from simreal.progress import progress_bar
 from rich.console import Console
 
 app = typer.Typer(
@@ -35,24 +36,6 @@ _KVASIR_SRC = typer.Argument(..., help="Kvasir-SEG folder with images/ and masks
 _SIMCOL_SRC = typer.Argument(..., help="SimCol3D folder (searched for FrameBuffer_NNNN.png + Depth_NNNN.png).")
 _C3VD_SRC = typer.Argument(..., help="C3VD folder (searched for NNNN_color.png + NNNN_depth.tiff).")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr.")
-
-
-@contextmanager
-def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr (cleared when done); yields the ``(done, total)`` callback to feed it.
-
-    Disabled, or when stderr is not a terminal (a log file, a pipe: a bar there is noise and would put a
-    blank line before an error message), it shows nothing and the callback does nothing.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not (enabled and console.is_terminal),
-    ) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total or None)
 
 
 def _report(out: Path) -> None:
@@ -72,8 +55,8 @@ def _import(module: str, importer: str, src: Path, out: Path, progress: bool, **
     The importer module is loaded only when its command runs, so ``--help`` stays fast.
     """
     run = getattr(importlib.import_module(f"simreal.data.external.{module}"), importer)
-    with progress_bar("importing", progress) as report:
-        path = run(src, out, progress=report, **kw)
+    with progress_bar("importing", enabled=progress, terminal_only=True, transient=True) as bar:
+        path = run(src, out, progress=bar.update, **kw)
     _report(path)
 
 

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from simreal.errors import SimrealError
 
@@ -61,15 +59,11 @@ def fid_command(
         fid_method=fid_method.value,
     )
     if progress:
-        with Progress(
-            TextColumn("features of {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
-        ) as bar:
-            tasks = {"A": bar.add_task("A", total=None), "B": bar.add_task("B", total=None)}
-            def show(label: str, done: int, total: int) -> None:
-                bar.update(tasks[label], completed=done, total=total)
+        from simreal.progress import progress_bar
 
-            r = compare_image_sets(a, b, progress=show, **kwargs)  # type: ignore[arg-type]
+        with progress_bar("image features of set", transient=True, fields=("set",)) as bar:
+            r = compare_image_sets(a, b, progress=lambda label, done, total: bar.update(done, total, set=label),
+                                   **kwargs)  # type: ignore[arg-type]
     else:
         r = compare_image_sets(a, b, **kwargs)  # type: ignore[arg-type]
     echo = typer.echo  # plain text: paths may hold characters rich would read as markup

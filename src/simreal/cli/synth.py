@@ -89,7 +89,7 @@ def prepare(
     NIfTI and DICOM alike; each record's group is its patient, its params hold slice_index, z_mm and
     spacing_mm.
     """
-    from simreal.cli.dataset_import import progress_bar
+    from simreal.progress import progress_bar
     from simreal.synth.prepare import CTCase, PrepareConfig, prepare_ct_dataset
 
     labels = list(labels or [])
@@ -110,8 +110,8 @@ def prepare(
     cases = [
         CTCase(ct=c, labels=labels[n] if labels else None, group=groups[n] if groups else None) for n, c in enumerate(ct)
     ]
-    with progress_bar("slicing", progress) as report:
-        path = prepare_ct_dataset(cases, out, config, progress=report)
+    with progress_bar("slicing", enabled=progress, terminal_only=True, transient=True) as bar:
+        path = prepare_ct_dataset(cases, out, config, progress=bar.update)
     typer.echo(_summary(path))
 
 
@@ -128,12 +128,12 @@ def masks(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Unsupervised masks: SLIC superpixels, mean fill, quantisation, edge maps (deterministic)."""
-    from simreal.cli.dataset_import import progress_bar
+    from simreal.progress import progress_bar
     from simreal.synth.masks import MaskConfig, make_mask_dataset
 
     config = MaskConfig(n_segments=segments, compactness=compactness, step=step, edges_from=edges_from.value)  # type: ignore[arg-type]
-    with progress_bar("superpixels", progress) as report:
-        path = make_mask_dataset(data, out, config, progress=report)
+    with progress_bar("superpixels", enabled=progress, terminal_only=True, transient=True) as bar:
+        path = make_mask_dataset(data, out, config, progress=bar.update)
     typer.echo(_summary(path))
 
 
@@ -279,15 +279,15 @@ def sample(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """New CT slices with masks from a trained generator, from perturbed guidance (provenance in dataset.json)."""
-    from simreal.cli.dataset_import import progress_bar
+    from simreal.progress import progress_bar
     from simreal.synth.sample import PerturbConfig, parse_perturb, sample_from_run
 
     cfg = PerturbConfig(kinds=parse_perturb(perturb), rotate_deg=rotate, scale=scale, translate=translate,
                         elastic_alpha=elastic_alpha, elastic_sigma=elastic_sigma, jitter=jitter, step=step,
                         mix_prob=mix_prob, mix_window=mix_window)
-    with progress_bar("sampling", progress) as report:
+    with progress_bar("sampling", enabled=progress, terminal_only=True, transient=True) as bar:
         path = sample_from_run(model, out, n=n, source=source, seed=seed, perturb=cfg, batch_size=batch_size,
-                               device=device, progress=report)
+                               device=device, progress=bar.update)
     typer.echo(_summary(path))
 
 

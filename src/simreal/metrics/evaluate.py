@@ -23,9 +23,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from simreal.errors import SimrealError
 from simreal.metrics.depth import DEPTH_METRICS, NrmseNorm, Scaling, depth_metrics, fit_scale, valid_mask
 from simreal.metrics.segmentation import segmentation_metrics
 from simreal.metrics.stats import GROUP_ESTIMAND, group_summary
+from simreal.progress import progress_bar
 
 ROWS_FILE = "rows.csv"
 SUMMARY_FILE = "summary.json"
@@ -162,18 +162,6 @@ def _group_fields(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str] | None, 
     return [str(g) for g in groups], fields
 
 
-@contextmanager
-def _progress(total: int, description: str, enabled: bool) -> Iterator[Callable[[], None]]:
-    """A rich progress bar on stderr (nothing when disabled); yields ``advance()``, one call per sample."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = (TextColumn(description), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not enabled) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
-
-
 def write_results(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], summary: dict[str, Any]) -> None:
     """Write ``rows.csv`` then ``summary.json`` into ``out_dir`` atomically (floats with full precision).
 
@@ -254,7 +242,7 @@ def evaluate_depth(
             )
         groups[group if per == "sequence" else sid].append((sid, ip, ig))
     rows: dict[str, dict[str, Any]] = {}
-    with _progress(len(pairs), "evaluating depth", progress) as advance:
+    with progress_bar("evaluating depth", len(pairs), enabled=progress) as bar:
         for members in groups.values():
             loaded = [(sid, ig, *_read_checked(pred, gt, sid, ip, ig, "depth")) for sid, ip, ig in members]
             scale = None
@@ -266,7 +254,7 @@ def evaluate_depth(
                     p, g, scale=scale, scaling=scaling, min_depth=min_depth, max_depth=max_depth, nrmse_norm=nrmse_norm, sample=sid
                 )
                 rows[sid] = {"id": sid, "group": gt.records[ig].group, **m}
-                advance()
+                bar.advance()
     ordered = [rows[sid] for sid, _, _ in pairs]
     metric_names = [*DEPTH_METRICS, "scale"]
     row_groups, group_fields = _group_fields(ordered)
@@ -328,12 +316,12 @@ def evaluate_seg(
             raise SimrealError("ground truth dataset.json names no mask classes; pass classes explicitly", gt.root / "dataset.json")
         classes = label.classes
     rows = []
-    with _progress(len(pairs), "evaluating segmentation", progress) as advance:
+    with progress_bar("evaluating segmentation", len(pairs), enabled=progress) as bar:
         for sid, ip, ig in pairs:
             p, g = _read_checked(pred, gt, sid, ip, ig, "mask")
             m = segmentation_metrics(p, g, classes, include_background=include_background, spacing=spacing, sample=sid)
             rows.append({"id": sid, "group": gt.records[ig].group, **m})
-            advance()
+            bar.advance()
     metric_names = [k for k in rows[0] if k not in ("id", "group")]
     row_groups, group_fields = _group_fields(rows)
     summary = {

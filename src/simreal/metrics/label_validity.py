@@ -178,7 +178,8 @@ def evaluate_label_validity(
             the two datasets, a translated sample without source, images of different sizes, a segmenter
             that is no segmentation run or predicts other classes; nothing is written then.
     """
-    from simreal.metrics.evaluate import _group_fields, _progress, summarise, write_results
+    from simreal.metrics.evaluate import _group_fields, summarise, write_results
+    from simreal.progress import progress_bar
 
     src, trans = DatasetReader(source_dir), DatasetReader(translated_dir)
     for name, ds in (("source", src), ("translated", trans)):
@@ -203,7 +204,7 @@ def evaluate_label_validity(
         _check_segmenter(Path(segmenter), classes)
     pairs = pair_translated(src, trans)
     rows = []
-    with _progress(len(pairs), "auditing labels", progress) as advance:
+    with progress_bar("auditing labels", len(pairs), enabled=progress) as bar:
         for tid, j, i, style in pairs:
             s_img, t_img = src.read(i, "image"), trans.read(j, "image")
             mask = src.read(i, "mask")
@@ -216,7 +217,7 @@ def evaluate_label_validity(
                                    min_strength=min_strength)
             group = trans.records[j].group if trans.records[j].group is not None else src.records[i].group
             rows.append({"id": tid, "group": group, "source_id": src.ids[i], "style": style, **m})
-            advance()
+            bar.advance()
     metric_names = list(LABEL_VALIDITY_METRICS)
     if segmenter is not None:
         seg = _segmenter_rows(Path(segmenter), trans.root, classes, include_background, device, progress)

@@ -234,17 +234,13 @@ def render_cinematic_dataset(
 
 def _render_frames(renderer: CinematicRenderer, views: list, conditions: list, writer: DatasetWriter,
                    job: CinematicJob, group: str, progress: bool, on_frame: FrameHook | None) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from simreal.progress import progress_bar
 
     k_total = job.conditions
     todo = [(k, v) for k in range(k_total) for v in range(job.n) if not writer.has(sample_id(v * k_total + k))]
-    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[spf]:.1f} s/frame"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
-        task = bar.add_task("render", total=job.n_frames, completed=job.n_frames - len(todo), spf=0.0)
-        start = time.perf_counter()
-        for done, (k, v) in enumerate(todo, 1):
+    with progress_bar("rendering", job.n_frames, enabled=progress, completed=job.n_frames - len(todo),
+                      unit="frame") as bar:
+        for k, v in todo:
             timings: dict[str, float] = {}
             frame = renderer.render(views[v], conditions[k], size=job.size, spp=job.spp,
                                     seed=render_seed(job.seed, v, k), timings=timings)
@@ -254,6 +250,6 @@ def _render_frames(renderer: CinematicRenderer, views: list, conditions: list, w
             index = v * k_total + k
             writer.write(frame.record(sample_id(index), group=group), frame.arrays())
             timings["write_ms"] = (time.perf_counter() - t0) * 1e3
-            bar.update(task, advance=1, spf=(time.perf_counter() - start) / done)
+            bar.advance()
             if on_frame is not None:
                 on_frame(index, timings)

@@ -54,21 +54,14 @@ def frame_progress(total: int, completed: int, progress: bool, on_frame: FrameHo
                    writer: DatasetWriter | None = None) -> Iterator[Callable[[int, dict[str, float]], None]]:
     """A rich bar on stderr (frames done of ``total``, frames/s, time left); yields ``finished(index,
     timings)``, which marks the frame done in ``writer``, advances the bar and calls ``on_frame``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from simreal.progress import progress_bar
 
-    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.1f} frames/s"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar:
-        task = bar.add_task("render", total=total, completed=completed, fps=0.0)
-        start, done = time.perf_counter(), 0
+    with progress_bar("rendering", total, enabled=progress, completed=completed, unit="frames") as bar:
 
         def finished(index: int, timings: dict[str, float]) -> None:
-            nonlocal done
             if writer is not None:
                 writer.mark_done(sample_id(index))
-            done += 1
-            bar.update(task, advance=1, fps=done / max(time.perf_counter() - start, 1e-9))
+            bar.advance()
             if on_frame is not None:
                 on_frame(index, timings)
 

@@ -10,6 +10,7 @@ plain folder's images get ids ``000000, 000001, ...`` in sorted file-name order.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -24,6 +25,7 @@ from simreal.data.reader import DatasetReader
 from simreal.data.torch_dataset import resize_image
 from simreal.data.writer import DatasetWriter
 from simreal.errors import SimrealError
+from simreal.progress import progress_bar
 from simreal.tasks.config import TrainConfig, read_config
 from simreal.tasks.losses import seg_logits_to_labels, upsample_logits
 from simreal.tasks.modules import DepthModule, TaskModule, build_module, checkpoint_task, load_checkpoint
@@ -164,37 +166,31 @@ def predict(
     # resume=True: a .partial left by a killed run with the same arguments is simply rewritten.
     writer = DatasetWriter(out_dir, info, resume=True)
     sizes: set[tuple[int, int]] = set()
-    bar, report = _progress(progress, len(items))
-    try:
-        done = 0
-        for chunk in _batches(items, batch_size):
-            rgbs = [read_rgb(it.path) for it in chunk]
-            outs = predict_arrays(module, rgbs, size)
-            for it, rgb, out in zip(chunk, rgbs, outs):
-                sizes.add(rgb.shape[:2])
-                record = SampleRecord(id=it.id, files={}, camera=it.camera, source=str(it.path.resolve()), group=it.group)
-                writer.write(record, {"image": rgb, kind: out})
-            done += len(chunk)
-            report(done)
-        # Same size everywhere -> say so; otherwise None (each output keeps its input's resolution).
-        writer.info = DatasetInfo(**{**info.__dict__, "image_size": next(iter(sizes)) if len(sizes) == 1 else None})
-        return writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        if bar is not None:
-            bar.stop()
+    with _reporter(progress, len(items)) as report:
+        try:
+            done = 0
+            for chunk in _batches(items, batch_size):
+                rgbs = [read_rgb(it.path) for it in chunk]
+                outs = predict_arrays(module, rgbs, size)
+                for it, rgb, out in zip(chunk, rgbs, outs):
+                    sizes.add(rgb.shape[:2])
+                    record = SampleRecord(id=it.id, files={}, camera=it.camera, source=str(it.path.resolve()), group=it.group)
+                    writer.write(record, {"image": rgb, kind: out})
+                done += len(chunk)
+                report(done)
+            # Same size everywhere -> say so; otherwise None (each output keeps its input's resolution).
+            writer.info = DatasetInfo(**{**info.__dict__, "image_size": next(iter(sizes)) if len(sizes) == 1 else None})
+            return writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
 
 
-def _progress(progress: bool | Callable[[int, int], None], total: int):
+@contextmanager
+def _reporter(progress: bool | Callable[[int, int], None], total: int) -> Iterator[Callable[[int], None]]:
+    """``report(done)``: the caller's own ``(done, total)`` callback, or the shared progress bar."""
     if callable(progress):
-        return None, lambda done: progress(done, total)
-    if not progress:
-        return None, lambda done: None
-    from rich.progress import Progress
-
-    bar = Progress(transient=False)
-    bar.start()
-    task = bar.add_task("predicting", total=total)
-    return bar, lambda done: bar.update(task, completed=done)
+        yield lambda done: progress(done, total)
+        return
+    with progress_bar("predicting", total, enabled=bool(progress), unit="images") as bar:
+        yield bar.update
