@@ -38,9 +38,10 @@ import numpy as np
 from simreal.anatomy.abdomen import first_hits
 from simreal.anatomy.abdomen_classes import LAPAROSCOPY_CLASSES, LIVER, WALL
 from simreal.anatomy.liver import LiverModel
-from simreal.data.format import Camera, SampleRecord
+from simreal.data.format import Camera
 from simreal.errors import SimrealError
 from simreal.render.camera import make_camera
+from simreal.render.colonoscopy import Frame
 from simreal.render.config import RGB, _Checks
 from simreal.render.laparoscopy_config import LOOK_NAMES, LaparoscopyAppearanceConfig, LaparoscopyConfig, SurfaceLookRange
 from simreal.render.laparoscopy_scene import (
@@ -212,8 +213,9 @@ class LaparoscopyFrameParams:
 
 
 @dataclass(frozen=True, eq=False)
-class LaparoscopyFrame:
-    """One rendered frame.
+class LaparoscopyFrame(Frame):
+    """One rendered frame: the colonoscopy :class:`~simreal.render.colonoscopy.Frame` (same files, same record)
+    with laparoscopy's classes and drawn parameters.
 
     Attributes:
         image: (H, W, 3) uint8 RGB, gamma-encoded.
@@ -225,24 +227,7 @@ class LaparoscopyFrame:
         params: what was drawn.
     """
 
-    image: np.ndarray
-    depth: np.ndarray
-    mask: np.ndarray
-    instance: np.ndarray
-    normals: np.ndarray | None
-    camera: Camera
-    params: LaparoscopyFrameParams
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The files a dataset holds for this frame: kind -> array (``normals`` only when rendered)."""
-        out = {"image": self.image, "depth": self.depth, "mask": self.mask, "instance": self.instance}
-        if self.normals is not None:
-            out["normals"] = self.normals
-        return out
-
-    def record(self, sample_id: str, *, group: str | None = None) -> SampleRecord:
-        """The sample record (camera, every drawn parameter, group) for a dataset writer."""
-        return SampleRecord(id=sample_id, files={}, camera=self.camera, params=self.params.to_dict(), group=group)
+    params: LaparoscopyFrameParams  # type: ignore[assignment]
 
 
 # --- drawing ----------------------------------------------------------------------------------------------
