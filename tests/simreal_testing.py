@@ -75,3 +75,43 @@ def run_simreal(*args: str):
     return subprocess.run(
         [sys.executable, "-c", "from simreal.cli import main; main()", *args], capture_output=True, text=True
     )
+
+
+# -- adversarial runs (adapt, synth): interrupt a run, compare checkpoints -----------------------------------
+
+
+def last_checkpoint(run: Path) -> dict:
+    """The run's ``checkpoints/last.ckpt``, loaded on the CPU."""
+    import torch
+
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def assert_same(a, b, where: str = "") -> None:
+    """Bit-identical nested checkpoint contents (tensors with torch.equal)."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def crash_at(step: int):
+    """A Lightning callback that raises when an engine run reaches ``step`` (a simulated crash)."""
+    import lightning as L
+
+    class CrashAt(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if module.iteration == step:
+                raise RuntimeError("simulated crash")
+
+    return CrashAt()

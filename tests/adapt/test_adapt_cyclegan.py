@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_adapt_munit import CrashAt, assert_same
 
+from simreal_testing import assert_same, crash_at, last_checkpoint
 from simreal.adapt.config import CycleGANConfig, CycleGANRunConfig, EngineConfig, UnpairedDataConfig
 from simreal.adapt.cyclegan import CycleGAN, ImagePool, linear_decay_lr, train_cyclegan
 from simreal.errors import SimrealError
@@ -23,10 +23,6 @@ def cyclegan_config(real: Path, synthetic: Path, out: Path, *, steps: int = 3, s
         cyclegan=CycleGANConfig(**{**TINY_CYCLEGAN, **cyclegan}),
         engine=EngineConfig(steps=steps, checkpoint_every=2, sample_every=3, log_every=1, n_samples=2),
     )
-
-
-def _ckpt(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
 
 
 def test_image_pool_fills_then_swaps_half_the_time_and_checkpoints():
@@ -75,12 +71,12 @@ def whole(real_dir, synthetic_dir, tmp_path_factory) -> Path:
 def test_an_interrupted_cyclegan_run_resumes_bit_identically(whole, real_dir, synthetic_dir, tmp_path):
     cfg = json.loads((whole / "config.json").read_text())
     assert cfg["method"] == "cyclegan" and cfg["cyclegan"]["channels"] == 3 and cfg["cyclegan"]["lambda_identity"] == 0.5
-    a = _ckpt(whole)
+    a = last_checkpoint(whole)
     assert len(a["state_dict"]["method.pool_b._extra_state"]["images"]) == 3  # the pool is saved, bounded
     run = cyclegan_config(real_dir, synthetic_dir, tmp_path / "cut")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_cyclegan(run, progress=False, callbacks=[CrashAt(2)])
-    b = _ckpt(train_cyclegan(run, progress=False))
+        train_cyclegan(run, progress=False, callbacks=[crash_at(2)])
+    b = last_checkpoint(train_cyclegan(run, progress=False))
     assert_same(a["state_dict"], b["state_dict"], "state_dict")
     assert_same(a["optimizer_states"], b["optimizer_states"], "optimizer_states")
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -18,6 +17,8 @@ from adapt_fixtures import tiny_config
 from PIL import Image
 from torch import nn
 
+from simreal_testing import assert_same, last_checkpoint
+from simreal_testing import crash_at as crash_callback
 from simreal.adapt.config import EngineConfig
 from simreal.adapt.engine import fit, image_grid, seed_step
 from simreal.adapt.losses import gan_loss
@@ -29,38 +30,9 @@ from simreal.adapt.config import ReverseRunConfig
 from simreal.errors import SimrealError
 
 
-def _ckpt(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-
-
-def _assert_same(a, b, where: str = "") -> None:
-    """Bit-identical nested checkpoint contents (tensors with torch.equal)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            _assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def _rows(run: Path) -> list[dict[str, str]]:
     with open(run / "metrics.csv") as f:
         return list(csv.DictReader(f))
-
-
-class CrashAt(L.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.iteration == self.step:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +44,7 @@ def whole(real_dir, synthetic_dir, tmp_path_factory) -> Path:
 def test_run_folder_contract(whole):
     cfg = build(ReverseRunConfig, read_config_file(whole / "config.json"))
     assert cfg.method == "reverse" and cfg.reverse.channels == 3 and cfg.engine.steps == 8
-    ckpt = _ckpt(whole)
+    ckpt = last_checkpoint(whole)
     tag = ckpt["simreal"]
     assert tag["kind"] == "adapt" and tag["method"] == "reverse" and tag["iteration"] == 8
     assert tag["optimizers"] == ["refiner", "discriminator"] and len(ckpt["optimizer_states"]) == 2
@@ -96,13 +68,13 @@ def test_run_folder_contract(whole):
 def test_an_interrupted_run_resumes_bit_identically(whole, real_dir, synthetic_dir, tmp_path, crash_at):
     cfg = tiny_config(real_dir, synthetic_dir, tmp_path / "cut")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_reverse(cfg, progress=False, callbacks=[CrashAt(crash_at)])
-    assert _ckpt(tmp_path / "cut")["simreal"]["iteration"] == (crash_at // 3) * 3
+        train_reverse(cfg, progress=False, callbacks=[crash_callback(crash_at)])
+    assert last_checkpoint(tmp_path / "cut")["simreal"]["iteration"] == (crash_at // 3) * 3
     resumed = train_reverse(cfg, progress=False)
-    a, b = _ckpt(whole), _ckpt(resumed)
+    a, b = last_checkpoint(whole), last_checkpoint(resumed)
     # weights, history buffer contents and optimiser states alike
-    _assert_same(a["state_dict"], b["state_dict"], "state_dict")
-    _assert_same(a["optimizer_states"], b["optimizer_states"], "optimizer_states")
+    assert_same(a["state_dict"], b["state_dict"], "state_dict")
+    assert_same(a["optimizer_states"], b["optimizer_states"], "optimizer_states")
     assert b["simreal"]["iteration"] == 8
     assert _rows(resumed) == _rows(whole)  # the log keeps its history row for row
     # sample grids of the crashed attempt after the checkpoint are redrawn, identical
@@ -115,10 +87,10 @@ def test_an_interrupted_run_resumes_bit_identically(whole, real_dir, synthetic_d
 def test_more_steps_extend_a_finished_run(whole, real_dir, synthetic_dir, tmp_path):
     short = tiny_config(real_dir, synthetic_dir, tmp_path / "ext", steps=4)
     train_reverse(short, progress=False)
-    assert _ckpt(tmp_path / "ext")["simreal"]["iteration"] == 4
+    assert last_checkpoint(tmp_path / "ext")["simreal"]["iteration"] == 4
     train_reverse(short, progress=False)  # the same command again: nothing left to do
     run = train_reverse(dataclasses.replace(short, engine=dataclasses.replace(short.engine, steps=8)), progress=False)
-    _assert_same(_ckpt(whole)["state_dict"], _ckpt(run)["state_dict"], "state_dict")
+    assert_same(last_checkpoint(whole)["state_dict"], last_checkpoint(run)["state_dict"], "state_dict")
     with pytest.raises(SimrealError, match="already at step 8"):
         train_reverse(short, progress=False)
 
@@ -224,16 +196,16 @@ class ToyRun:
 
 def test_the_engine_runs_any_method_and_resumes_it_exactly(tmp_path, real_dir, synthetic_dir):
     whole = fit(lambda: Toy(1e-2), ToyData(), ToyRun(out=str(tmp_path / "toy")), progress=False)
-    ckpt = _ckpt(whole)
+    ckpt = last_checkpoint(whole)
     assert ckpt["simreal"]["optimizers"] == ["g", "d1", "d2"] and len(ckpt["optimizer_states"]) == 3
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-2 * 0.5 ** (4 // 2))
     assert [int(r["step"]) for r in _rows(whole)] == [1, 2, 3, 4, 5]
     cut = ToyRun(out=str(tmp_path / "cut"))
     with pytest.raises(RuntimeError):
-        fit(lambda: Toy(1e-2), ToyData(), cut, progress=False, callbacks=[CrashAt(3)])
+        fit(lambda: Toy(1e-2), ToyData(), cut, progress=False, callbacks=[crash_callback(3)])
     resumed = fit(lambda: Toy(1e-2), ToyData(), cut, progress=False)
-    _assert_same(ckpt["state_dict"], _ckpt(resumed)["state_dict"])
-    _assert_same(ckpt["optimizer_states"], _ckpt(resumed)["optimizer_states"])
+    assert_same(ckpt["state_dict"], last_checkpoint(resumed)["state_dict"])
+    assert_same(ckpt["optimizer_states"], last_checkpoint(resumed)["optimizer_states"])
     assert [r["noise"] for r in _rows(resumed)] == [r["noise"] for r in _rows(whole)]  # same noise per step
     # another method's run folder is refused by name
     with pytest.raises(SimrealError, match="holds a 'toy' run, not a 'reverse' run"):

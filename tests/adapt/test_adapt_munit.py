@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -13,6 +12,7 @@ from adapt_fixtures import write_images
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from simreal_testing import assert_same, crash_at, last_checkpoint
 from simreal.adapt.config import EngineConfig, MunitConfig, MunitRunConfig, UnpairedDataConfig
 from simreal.adapt.losses import (
     gray,
@@ -39,34 +39,6 @@ def munit_config(real: Path, synthetic: Path, out: Path, *, steps: int = 3, size
         munit=MunitConfig(**{**TINY_MUNIT, **munit}),
         engine=EngineConfig(steps=steps, checkpoint_every=2, sample_every=3, log_every=1, n_samples=2),
     )
-
-
-def _ckpt(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-
-
-def assert_same(a, b, where: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
-class CrashAt(L.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.iteration == self.step:
-            raise RuntimeError("simulated crash")
 
 
 # -- losses ------------------------------------------------------------------------------------------------
@@ -171,7 +143,7 @@ def whole(real_dir, synthetic_dir, tmp_path_factory) -> Path:
 def test_munit_run_folder_contract(whole):
     cfg = json.loads((whole / "config.json").read_text())
     assert cfg["method"] == "munit" and cfg["munit"]["channels"] == 3 and cfg["munit"]["ms_ssim_a_w"] == 5.0
-    ckpt = _ckpt(whole)
+    ckpt = last_checkpoint(whole)
     assert ckpt["simreal"]["iteration"] == 3 and ckpt["simreal"]["optimizers"] == ["generator", "discriminator"]
     assert {k.split(".")[1] for k in ckpt["state_dict"]} == {"gen_a", "gen_b", "dis_a", "dis_b"}
     grid = np.asarray(Image.open(whole / "samples" / "step_0000003.png"))
@@ -184,10 +156,10 @@ def test_munit_run_folder_contract(whole):
 def test_an_interrupted_munit_run_resumes_bit_identically(whole, real_dir, synthetic_dir, tmp_path):
     cfg = munit_config(real_dir, synthetic_dir, tmp_path / "cut")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_munit(cfg, progress=False, callbacks=[CrashAt(2)])
-    assert _ckpt(tmp_path / "cut")["simreal"]["iteration"] == 2
+        train_munit(cfg, progress=False, callbacks=[crash_at(2)])
+    assert last_checkpoint(tmp_path / "cut")["simreal"]["iteration"] == 2
     resumed = train_munit(cfg, progress=False)
-    a, b = _ckpt(whole), _ckpt(resumed)
+    a, b = last_checkpoint(whole), last_checkpoint(resumed)
     assert_same(a["state_dict"], b["state_dict"], "state_dict")
     assert_same(a["optimizer_states"], b["optimizer_states"], "optimizer_states")
 

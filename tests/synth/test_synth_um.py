@@ -6,11 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 
+from simreal_testing import crash_at, last_checkpoint
 from simreal.adapt.config import EngineConfig
 from simreal.adapt.losses import dice_ce_loss, masked_cross_entropy, soft_dice_loss
 from simreal.data.format import CTInfo, DatasetInfo, LabelKind, SampleRecord
@@ -247,22 +247,9 @@ def _run_config(data: Path, out: Path, steps: int = 3) -> SynthRunConfig:
     )
 
 
-class CrashAt(L.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if module.iteration == self.step:
-            raise RuntimeError("simulated crash")
-
-
-def _ckpt(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-
-
 def test_a_three_step_run_resumes_exactly(ct_slices, tmp_path):
     whole = train_synth(_run_config(ct_slices, tmp_path / "whole"), progress=False)
-    ck = _ckpt(whole)
+    ck = last_checkpoint(whole)
     assert ck["simreal"]["method"] == "um" and ck["simreal"]["iteration"] == 3
     assert any(k.startswith("method.teacher.") for k in ck["state_dict"])  # the teacher resumes too
     data = json.loads((whole / "data.json").read_text())
@@ -275,9 +262,9 @@ def test_a_three_step_run_resumes_exactly(ct_slices, tmp_path):
 
     cut = _run_config(ct_slices, tmp_path / "cut")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_synth(cut, progress=False, callbacks=[CrashAt(2)])
-    assert _ckpt(tmp_path / "cut")["simreal"]["iteration"] == 2
-    resumed = _ckpt(train_synth(cut, progress=False))
+        train_synth(cut, progress=False, callbacks=[crash_at(2)])
+    assert last_checkpoint(tmp_path / "cut")["simreal"]["iteration"] == 2
+    resumed = last_checkpoint(train_synth(cut, progress=False))
     assert ck["state_dict"].keys() == resumed["state_dict"].keys()
     for k in ck["state_dict"]:
         assert torch.equal(ck["state_dict"][k], resumed["state_dict"][k]), k
