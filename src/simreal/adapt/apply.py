@@ -104,28 +104,52 @@ def load_refiner(model: str | Path, device: str | torch.device = "cpu") -> Loade
     from simreal.adapt.config import ReverseRunConfig
     from simreal.adapt.reverse import build_method
 
+    from simreal.adapt.config import FORWARD_METHODS
+
+    hint = "; translators are applied with simreal adapt translate"
+    run, path, ckpt = read_adapt_run(model, APPLICABLE_METHODS, "adapt apply refines with",
+                                     lambda m: hint if m in FORWARD_METHODS else "")
+    tag = ckpt["simreal"]
+    config = build(ReverseRunConfig, tag["config"], source=path)
+    method = load_inference_modules(build_method(config.reverse), ckpt, path, device)
+    return LoadedRefiner(method=method, run=run, checkpoint=path, sha256=sha256_of(path), step=int(tag["iteration"]), config=tag["config"])
+
+
+def read_adapt_run(model: str | Path, methods: tuple[str, ...], usage: str,
+                   hint: Callable[[str], str] = lambda method: "") -> tuple[Path, Path, dict[str, Any]]:
+    """The run folder, its ``checkpoints/last.ckpt`` path and the checkpoint (memory-mapped: only the tensors
+    used are read), after the checks every consumer of a trained adapt run makes.
+
+    Args:
+        model: the run folder.
+        methods: the methods the caller can use.
+        usage: how the error names the caller, e.g. "adapt apply refines with".
+        hint: a method the caller cannot use -> where it is used instead (appended to the error).
+
+    Raises:
+        SimrealError: no such folder, not a folder, a task training run (see :func:`read_run_config`), a run
+            or checkpoint of another method, no checkpoint yet, a damaged checkpoint.
+    """
     run = Path(model)
     if not run.exists():
         raise SimrealError("model run folder not found", run)
     if not run.is_dir():
         raise SimrealError("--model must be a run folder (holding config.json and checkpoints/)", run)
-    plain = read_run_config(run)
-    if plain["method"] not in APPLICABLE_METHODS:
-        from simreal.adapt.config import FORWARD_METHODS
-
-        hint = "; translators are applied with simreal adapt translate" if plain["method"] in FORWARD_METHODS else ""
-        raise SimrealError(
-            f"this is a {plain['method']!r} run; adapt apply refines with {', '.join(APPLICABLE_METHODS)} runs{hint}", run
-        )
+    method = read_run_config(run)["method"]
+    if method not in methods:
+        raise SimrealError(f"this is a {method!r} run; {usage} {', '.join(methods)} runs{hint(method)}", run)
     path = run / CHECKPOINT
     if not path.is_file():
         raise SimrealError("run folder holds no checkpoint yet (checkpoints/last.ckpt)", run)
-    ckpt = load_adapt_checkpoint(path, mmap=True)  # mapped: only the inference modules' tensors are read
-    tag = ckpt["simreal"]
-    if tag["method"] not in APPLICABLE_METHODS:
-        raise SimrealError(f"checkpoint is of method {tag['method']!r}, not one adapt apply can use", path)
-    config = build(ReverseRunConfig, tag["config"], source=path)
-    method = build_method(config.reverse)
+    ckpt = load_adapt_checkpoint(path, mmap=True)
+    if ckpt["simreal"]["method"] not in methods:
+        raise SimrealError(f"checkpoint is of method {ckpt['simreal']['method']!r}, not one {usage.split()[1]} can use",
+                           path)
+    return run, path, ckpt
+
+
+def load_inference_modules(method: Any, ckpt: dict[str, Any], path: Path, device: str | torch.device) -> Any:
+    """``method`` with the weights of its ``inference_modules`` from ``ckpt``, float32, eval mode, on ``device``."""
     for name in method.inference_modules:
         prefix = f"method.{name}."
         state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
@@ -134,8 +158,7 @@ def load_refiner(model: str | Path, device: str | torch.device = "cpu") -> Loade
         except RuntimeError as exc:
             raise SimrealError(f"checkpoint weights do not fit the {name} ({' '.join(str(exc).split())[:200]})", path) from None
     dev = device if isinstance(device, torch.device) else resolve_device(str(device))
-    method = method.float().eval().to(dev)
-    return LoadedRefiner(method=method, run=run, checkpoint=path, sha256=sha256_of(path), step=int(tag["iteration"]), config=tag["config"])
+    return method.float().eval().to(dev)
 
 
 def _safe_relative(rel: str, where: Path) -> PurePosixPath:

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simreal.adapt.apply import map_dataset_images, resolve_device, sha256_of
+from simreal.adapt.apply import load_inference_modules, map_dataset_images, read_adapt_run, resolve_device, sha256_of
 from simreal.adapt.config import FORWARD_METHODS
 from simreal.adapt.data import ImageSource, crop_or_resize
-from simreal.adapt.runs import CHECKPOINT, load_adapt_checkpoint, method_field, read_run_config, run_config_class
+from simreal.adapt.runs import method_field, run_config_class
 from simreal.configs import build
 from simreal.errors import SimrealError
 
@@ -128,34 +128,14 @@ def load_translator(model: str | Path, device: str | torch.device = "cpu") -> Lo
         SimrealError: not a run folder, a task training run, a run of a method that is not a translator
             (a refiner: use ``adapt apply``), no checkpoint yet, a damaged checkpoint.
     """
-    run = Path(model)
-    if not run.exists():
-        raise SimrealError("model run folder not found", run)
-    if not run.is_dir():
-        raise SimrealError("--model must be a run folder (holding config.json and checkpoints/)", run)
-    plain = read_run_config(run)
-    if plain["method"] not in FORWARD_METHODS:
-        hint = " (refiners are applied with simreal adapt apply)" if plain["method"] == "reverse" else ""
-        raise SimrealError(f"this is a {plain['method']!r} run; adapt translate uses {', '.join(FORWARD_METHODS)} runs{hint}", run)
-    path = run / CHECKPOINT
-    if not path.is_file():
-        raise SimrealError("run folder holds no checkpoint yet (checkpoints/last.ckpt)", run)
-    ckpt = load_adapt_checkpoint(path, mmap=True)
+    hint = " (refiners are applied with simreal adapt apply)"
+    run, path, ckpt = read_adapt_run(model, FORWARD_METHODS, "adapt translate uses",
+                                     lambda m: hint if m == "reverse" else "")
     tag = ckpt["simreal"]
     method_name = tag["method"]
-    if method_name not in FORWARD_METHODS:
-        raise SimrealError(f"checkpoint is of method {method_name!r}, not a translator", path)
     config = build(run_config_class(method_name), tag["config"], source=path)
-    method = build_translator(method_name, getattr(config, method_field(method_name)))
-    for name in method.inference_modules:
-        prefix = f"method.{name}."
-        state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-        try:
-            getattr(method, name).load_state_dict(state)
-        except RuntimeError as exc:
-            raise SimrealError(f"checkpoint weights do not fit the {name} ({' '.join(str(exc).split())[:200]})", path) from None
-    dev = device if isinstance(device, torch.device) else resolve_device(str(device))
-    method = method.float().eval().to(dev)
+    method = load_inference_modules(build_translator(method_name, getattr(config, method_field(method_name))),
+                                    ckpt, path, device)
     return LoadedTranslator(method=method, run=run, checkpoint=path, sha256=sha256_of(path), step=int(tag["iteration"]),
                             config=tag["config"], size=tuple(config.data.size), mode=config.data.mode)
 
