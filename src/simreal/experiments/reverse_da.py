@@ -42,8 +42,10 @@ Scales (every number is reported with its scale):
   7 minutes there): tiny refiners (ngf 8, 2 blocks, 32 px crops of the 48 px frames, 30 steps).
 * ``small``: this 2-core CPU, given a finished baseline ``--scale small`` (which itself takes about 26
   minutes): 2 x 2000 refiner steps (ngf 32, 4 blocks, 64 px crops, batch 8, k_R 2, k_D 1: about 0.43 s a
-  step on a quiet machine, so about 13 minutes per refiner), renders of 1240 frames, predictions and
-  FID/KID of about 2000 images: about 40 minutes in all.
+  step estimated from the engine bench, so about 13 minutes per refiner), renders of 1240 frames,
+  predictions and FID/KID of about 2000 images: about 40 minutes in all by that estimate. Measured once,
+  with the test suite sharing the two cores: the first refiner took 23 minutes for 850 steps (1.6 s a
+  step), so the estimate is optimistic and the scale may not fit an hour; time it on a quiet machine.
 * ``full``: a GPU, paper-sized refiner (ngf 64, 4 blocks, whole 256 px frames, 20000 steps).
 """
 
