@@ -72,7 +72,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "predict": ("simreal.tasks.predict", "predict"),
     "evaluate_depth": ("simreal.metrics.evaluate", "evaluate_depth"),
     "evaluate_seg": ("simreal.metrics.evaluate", "evaluate_seg"),
-    "compare_rows": ("simreal.metrics.stats", "compare_rows"),
+    "compare_rows": ("simreal.metrics.compare", "compare_rows"),
     "group_summary": ("simreal.metrics.stats", "group_summary"),
     "paired_group_comparison": ("simreal.metrics.stats", "paired_group_comparison"),
     "compare_image_sets": ("simreal.metrics.fid", "compare_image_sets"),

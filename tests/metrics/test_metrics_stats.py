@@ -11,13 +11,13 @@ import pytest
 from scipy import stats as sps
 
 from simreal.errors import SimrealError
+from simreal.metrics.compare import compare_rows
 from simreal.metrics.stats import (
     GroupComparison,
     PairedComparison,
     bootstrap_mean_ci,
     cluster_bootstrap_ci,
     cluster_bootstrap_means,
-    compare_rows,
     group_means,
     group_summary,
     paired_cluster_bootstrap_ci,

@@ -200,7 +200,8 @@ def compare(
     groups, cluster bootstrap over groups, each group weighs equally). Without groups, frames are
     treated as independent.
     """
-    from simreal.metrics.stats import FRAME_LEVEL_ASSUMPTION, GroupComparison, compare_rows
+    from simreal.metrics.compare import compare_rows
+    from simreal.metrics.stats import FRAME_LEVEL_ASSUMPTION, GroupComparison
 
     r = compare_rows(a, b, metric, intersect=intersect, n_boot=n_boot, seed=seed, alternative=alternative.value)  # type: ignore[arg-type]
     group = r if isinstance(r, GroupComparison) else None

@@ -453,7 +453,7 @@ def _collect(out: Path, cfg: ColonScale, rcfg: ReverseScale, scale: str, seed: i
         cvc_test, refined["cvc"], kinds=("mask",))
 
     med, metric = depth["abs_rel_median"], depth["abs_rel_none"]
-    ssim_metric, ssim_med = depth["ssim_none"], depth["ssim_median"]
+    ssim_metric = depth["ssim_none"]
     targets = [
         {"target": f"realistic eval depth abs_rel (median-scaled), refined vs raw: relative change "
                    f"(n_groups={med['n_groups']} colons, n_frames={med['n_frames']})",

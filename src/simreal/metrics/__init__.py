@@ -4,11 +4,11 @@ summary.json) and paired tests between methods, at the level of groups (sequence
 from simreal.metrics.depth import DEPTH_METRICS, depth_metrics
 from simreal.metrics.evaluate import evaluate_depth, evaluate_seg
 from simreal.metrics.segmentation import dice, hd95, iou, segmentation_metrics
+from simreal.metrics.compare import compare_rows
 from simreal.metrics.stats import (
     GroupComparison,
     GroupSummary,
     PairedComparison,
-    compare_rows,
     group_summary,
     paired_comparison,
     paired_group_comparison,
