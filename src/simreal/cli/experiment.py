@@ -34,7 +34,11 @@ def experiment(
     Experiments: baseline (render synthetic colonoscopy from disjoint train / validation / test colons, train
     depth and polyp segmentation, evaluate once on the test colons and on real CVC-ClinicDB split by video
     sequence, beside trivial predictors); depth-recipes (the depth training recipes compared on validation
-    colons only). A rerun with the same arguments reuses every stage already finished.
+    colons only); reverse-da (a SimGAN refiner maps realistic-look and real frames to the synthetic look in front
+    of the baseline's networks); sim2real-seg (CycleGAN and MUNIT + MS-SSIM translate the synthetic frames to the
+    real look; polyp networks trained with zero manual labels, tested on real CVC-ClinicDB); cinematic-ft
+    (fine-tune the baseline's depth network on path-traced renders of CT). A rerun with the same arguments
+    reuses every stage already finished.
     """
     from simreal.experiments import EXPERIMENTS, SCALES
 

@@ -10,6 +10,7 @@ from simreal.experiments.baseline import run_baseline
 from simreal.experiments.cinematic_ft import run_cinematic_ft
 from simreal.experiments.depth_recipes import run_depth_recipes
 from simreal.experiments.reverse_da import run_reverse_da
+from simreal.experiments.sim2real_seg import run_sim2real_seg
 
 SCALES = ("smoke", "small", "full")
 
@@ -18,6 +19,7 @@ EXPERIMENTS = {
     "cinematic-ft": run_cinematic_ft,
     "depth-recipes": run_depth_recipes,
     "reverse-da": run_reverse_da,
+    "sim2real-seg": run_sim2real_seg,
 }
 
 __all__ = ["EXPERIMENTS", "SCALES"]

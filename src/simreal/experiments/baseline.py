@@ -158,6 +158,25 @@ def baseline_outputs(out: Path, baseline: Path | None, *, scale: str, preset: Co
     )
 
 
+def start_from_baseline(out: Path, baseline: Path | None, experiment: str, arguments: dict[str, Any], *, scale: str,
+                        preset: ColonScale | None, seed: int, workers: int, real_data: Path | None,
+                        log: Callable[[str], None] = print) -> tuple[BaselineOutputs, stages.Stages]:
+    """How every experiment built on the baseline starts: (the baseline's outputs, OUT's stages).
+
+    A given ``baseline`` is checked before anything is written (refused: ``out`` is not even made). Then OUT's
+    stages open with the experiment's name, scale, ``arguments``, seed and where the baseline is (a rerun with
+    other arguments is refused), and without ``baseline`` the baseline protocol runs, or resumes, into
+    ``OUT/baseline``.
+    """
+    cfg = preset or SCALE_PRESETS[scale]
+    base_args = dict(scale=scale, preset=cfg, seed=seed, workers=workers, real_data=real_data, log=log)
+    base = baseline_outputs(out, baseline, **base_args) if baseline is not None else None
+    Path(out).mkdir(parents=True, exist_ok=True)
+    st = stages.Stages(out, {"experiment": experiment, **scale_arguments(scale, cfg), **arguments, "seed": seed,
+                             "baseline": str(Path(baseline).resolve()) if baseline is not None else "OUT/baseline"}, log)
+    return (base or baseline_outputs(out, None, **base_args)), st
+
+
 #: The trivial predictors scored beside the networks: eval folder -> (what, dataset).
 TRIVIAL = {
     "trivial_depth_constant": "constant depth (the median training depth) on the synthetic test frames",

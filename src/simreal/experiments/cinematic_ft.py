@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -226,11 +225,6 @@ def training_sets(patients: dict[str, Path], c: CinematicFTScale) -> dict[str, l
     return out
 
 
-def _epochs(n_frames: int, c: CinematicFTScale) -> int:
-    """Whole epochs that hold at least ``steps`` optimisation steps."""
-    return max(1, math.ceil(c.steps / max(1, math.ceil(n_frames / c.batch_size))))
-
-
 def run_cinematic_ft(*, out: Path, scale: str, seed: int = 0, workers: int = 2, real_data: Path | None = None,
                      baseline: Path | None = None, log: Callable[[str], None] = print,
                      preset: ColonScale | None = None) -> dict[str, Any]:
@@ -252,7 +246,7 @@ def run_cinematic_ft(*, out: Path, scale: str, seed: int = 0, workers: int = 2, 
             any work), ``out`` holds a run with other arguments, or the real CT is missing.
     """
     from simreal.data.real_data import real_data_folder
-    from simreal.experiments.baseline import baseline_outputs
+    from simreal.experiments.baseline import start_from_baseline
     from simreal.metrics.evaluate import evaluate_depth
     from simreal.render.cinematic_run import render_cinematic_dataset
     from simreal.tasks.predict import predict
@@ -261,8 +255,6 @@ def run_cinematic_ft(*, out: Path, scale: str, seed: int = 0, workers: int = 2, 
     cfg = preset or SCALE_PRESETS[scale]
     c = CINEMATIC_FT_PRESETS[scale]
     out = Path(out)
-    base_args = dict(scale=scale, preset=cfg, seed=seed, workers=workers, real_data=real_data, log=log)
-    base = baseline_outputs(out, baseline, **base_args) if baseline is not None else None  # refused before any work
     ct = None
     if c.ct_views:
         folder = real_data_folder(CT_DATASET, real_data)
@@ -271,12 +263,9 @@ def run_cinematic_ft(*, out: Path, scale: str, seed: int = 0, workers: int = 2, 
             if not p.is_file():
                 raise SimrealError("the real CT patient is missing", p)
     jobs = cinematic_jobs(seed, cfg, c, ct)  # bad seeds refused before any work
-    out.mkdir(parents=True, exist_ok=True)
-    st = stages.Stages(out, {"experiment": "cinematic-ft", **scale_arguments(scale, cfg), "cinematic": dataclasses.asdict(c),
-                             "seed": seed, "baseline": str(Path(baseline).resolve()) if baseline is not None else "OUT/baseline",
-                             "ct": [str(p.resolve()) for p in ct] if ct else None}, log)
-    if base is None:
-        base = baseline_outputs(out, None, **base_args)
+    base, st = start_from_baseline(out, baseline, "cinematic-ft", {
+        "cinematic": dataclasses.asdict(c), "ct": [str(p.resolve()) for p in ct] if ct else None}, scale=scale, preset=cfg,
+        seed=seed, workers=workers, real_data=real_data, log=log)
 
     # -- cinematic renders, one dataset per patient ----------------------------------------------------------
     data = out / "data"
@@ -324,7 +313,7 @@ def run_cinematic_ft(*, out: Path, scale: str, seed: int = 0, workers: int = 2, 
         n_frames = len(DatasetReader(train_set))
         extra = dict(init=str(base.depth_run), lr=c.lr) if finetune else dict(lr=cfg.lr)
         st.run(f"train {run_name}", lambda run=run, train_set=train_set, n_frames=n_frames, extra=extra: train_from_kwargs(
-            "depth", train_set, run, progress=False, epochs=_epochs(n_frames, c), **common, **extra))
+            "depth", train_set, run, progress=False, epochs=stages.epochs_for_steps(n_frames, c.steps, c.batch_size), **common, **extra))
         runs[run_name] = run
     runs[f"ft_{c.views}"] = runs["multi"]
 

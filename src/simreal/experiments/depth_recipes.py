@@ -45,7 +45,7 @@ RECIPE_EPOCHS = {"smoke": 2, "small": 10, "full": 40}
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")[:40]
+    return stages.slug(name)[:40]
 
 
 def _validation_curve(run: Path) -> list[tuple[int, float, float]]:

@@ -177,7 +177,7 @@ def run_reverse_da(*, out: Path, scale: str, seed: int = 0, workers: int = 2, re
     """
     from simreal.adapt.apply import apply_refiner
     from simreal.adapt.reverse import train_reverse
-    from simreal.experiments.baseline import baseline_outputs
+    from simreal.experiments.baseline import start_from_baseline
     from simreal.metrics.evaluate import evaluate_depth, evaluate_seg
     from simreal.metrics.label_validity import evaluate_label_validity
     from simreal.tasks.predict import predict
@@ -185,14 +185,8 @@ def run_reverse_da(*, out: Path, scale: str, seed: int = 0, workers: int = 2, re
     cfg = preset or SCALE_PRESETS[scale]
     rcfg = REVERSE_PRESETS[scale]
     out = Path(out)
-    base_args = dict(scale=scale, preset=cfg, seed=seed, workers=workers, real_data=real_data, log=log)
-    base = baseline_outputs(out, baseline, **base_args) if baseline is not None else None  # refused before any work
-    out.mkdir(parents=True, exist_ok=True)
-    st = stages.Stages(out, {"experiment": "reverse-da", **scale_arguments(scale, cfg), "reverse": dataclasses.asdict(rcfg),
-                             "seed": seed, "baseline": str(Path(baseline).resolve()) if baseline is not None else "OUT/baseline"},
-                       log)
-    if base is None:
-        base = baseline_outputs(out, None, **base_args)
+    base, st = start_from_baseline(out, baseline, "reverse-da", {"reverse": dataclasses.asdict(rcfg)}, scale=scale, preset=cfg,
+                                   seed=seed, workers=workers, real_data=real_data, log=log)
 
     # -- data: the realistic domain (adapt / eval colons) and the CVC halves --------------------------------
     jobs = realistic_jobs(cfg, seed, n_adapt=rcfg.n_adapt, n_adapt_colons=rcfg.n_adapt_colons, n_eval=rcfg.n_eval,
@@ -250,7 +244,8 @@ def run_reverse_da(*, out: Path, scale: str, seed: int = 0, workers: int = 2, re
         "realistic eval, raw": sets["realistic_eval"], "realistic eval, refined": refined["realistic"],
         "realistic eval, training-look twin": sets["realistic_eval_training_look"],
     }
-    st.run("FID and KID", lambda: image_set_distances(fid_sets, out, rcfg.fid_max_images, evals / "fid.json"))
+    st.run("FID and KID", lambda: stages.image_set_distances(fid_sets, FID_PAIRS, out, rcfg.fid_max_images,
+                                                             evals / "fid.json"))
 
     results = _collect(out, cfg, rcfg, scale, seed, base, sets, refined, cvc_test, runs, st.timings)
     stages.write_results(out, results)
@@ -261,7 +256,7 @@ def run_reverse_da(*, out: Path, scale: str, seed: int = 0, workers: int = 2, re
 # -- measurements ------------------------------------------------------------------------------------------------
 
 
-#: Pairs of :func:`image_set_distances` (label, set A, set B).
+#: Pairs of :func:`~simreal.experiments.stages.image_set_distances` (label, set A, set B).
 FID_PAIRS = (
     ("CVC test vs synthetic, before refinement", "CVC test, raw", "synthetic training images"),
     ("CVC test vs synthetic, after refinement", "CVC test, refined", "synthetic training images"),
@@ -271,33 +266,6 @@ FID_PAIRS = (
      "realistic eval, training-look twin", "synthetic training images"),
     ("realistic eval (raw) vs CVC test (raw): how close the stand-in is to real", "realistic eval, raw", "CVC test, raw"),
 )
-
-
-def image_set_distances(sets: dict[str, Path], out: Path, n_max: int, dest: Path) -> list[dict[str, Any]]:
-    """FID and KID (offline FID Inception-v3) of every pair of :data:`FID_PAIRS`; written as JSON to ``dest``.
-
-    A set larger than ``n_max`` enters as ``n_max`` evenly spaced images (a set and its refined copy: the
-    same ids). Features are cached in ``OUT/cache/features``.
-    """
-    import torch
-
-    from simreal.data.writer import write_json
-    from simreal.metrics.fid import compare_image_sets
-
-    folders = {name: stages.evenly_spaced_images(path, out / "fid_sets" / _slug(name), n_max) for name, path in sets.items()}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = []
-    for label, a, b in FID_PAIRS:
-        r = compare_image_sets(folders[a], folders[b], cache_dir=out / "cache" / "features", device=device, fid_method="eigh")
-        rows.append({"pair": label, "a": a, "b": b, "n_a": r.n_a, "n_b": r.n_b, "fid": r.fid, "kid_mean": r.kid_mean,
-                     "kid_std": r.kid_std, "kid_subset_size": r.kid_subset_size, "kid_subsets": r.kid_subsets,
-                     "extractor": r.extractor, "note": r.note})
-    write_json(dest, rows)
-    return rows
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
 def depth_edge_recall(image: np.ndarray, depth: np.ndarray, *, tolerance_px: float = EDGE_TOLERANCE_PX,

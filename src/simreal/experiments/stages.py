@@ -269,6 +269,45 @@ def evenly_spaced_images(src: Path, dest: Path, n_max: int) -> Path:
     return dest
 
 
+def slug(name: str) -> str:
+    """A file-name-safe form of a label: lower case, every other character "_" ("CVC test, raw" -> "cvc_test__raw")."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def image_set_distances(sets: dict[str, Path], pairs: tuple[tuple[str, str, str], ...], out: Path, n_max: int,
+                        dest: Path) -> list[dict[str, Any]]:
+    """FID and KID (offline FID Inception-v3) of every ``(label, set A, set B)`` of ``pairs``; written as JSON
+    to ``dest``.
+
+    ``sets`` maps a name to a dataset folder. A set larger than ``n_max`` enters as ``n_max`` evenly spaced
+    images (:func:`evenly_spaced_images`: a set and its adapted copy give the same ids). Features are cached
+    in ``OUT/cache/features``.
+    """
+    import torch
+
+    from simreal.data.writer import write_json
+    from simreal.metrics.fid import compare_image_sets
+
+    folders = {name: evenly_spaced_images(path, out / "fid_sets" / slug(name), n_max) for name, path in sets.items()}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows = []
+    for label, a, b in pairs:
+        r = compare_image_sets(folders[a], folders[b], cache_dir=out / "cache" / "features", device=device, fid_method="eigh")
+        rows.append({"pair": label, "a": a, "b": b, "n_a": r.n_a, "n_b": r.n_b, "fid": r.fid, "kid_mean": r.kid_mean,
+                     "kid_std": r.kid_std, "kid_subset_size": r.kid_subset_size, "kid_subsets": r.kid_subsets,
+                     "extractor": r.extractor, "note": r.note})
+    write_json(dest, rows)
+    return rows
+
+
+def epochs_for_steps(n_frames: int, steps: int, batch_size: int) -> int:
+    """Whole training epochs over ``n_frames`` that hold at least ``steps`` optimisation steps of ``batch_size``
+    (so that runs on sets of different sizes get the same number of updates)."""
+    import math
+
+    return max(1, math.ceil(steps / max(1, math.ceil(n_frames / batch_size))))
+
+
 def paired_figure(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]], column: str,
                   keep: Callable[[dict[str, Any]], bool] = lambda r: True, seed: int = 0) -> dict[str, Any]:
     """Method A against method B on the same frames (rows of two ``rows.csv``, paired by id), groups = the
