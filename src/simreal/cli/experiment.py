@@ -37,7 +37,8 @@ def experiment(
     colons only); reverse-da (a SimGAN refiner maps realistic-look and real frames to the synthetic look in front
     of the baseline's networks); sim2real-seg (CycleGAN and MUNIT + MS-SSIM translate the synthetic frames to the
     real look; polyp networks trained with zero manual labels, tested on real CVC-ClinicDB); cinematic-ft
-    (fine-tune the baseline's depth network on path-traced renders of CT). A rerun with the same arguments
+    (fine-tune the baseline's depth network on path-traced renders of CT); um-synthesis (CT + liver-mask
+    generators guided by superpixels vs by manual masks, MM-FID and utility on held-out patients). A rerun with the same arguments
     reuses every stage already finished.
     """
     from simreal.experiments import EXPERIMENTS, SCALES

@@ -11,6 +11,7 @@ from simreal.experiments.cinematic_ft import run_cinematic_ft
 from simreal.experiments.depth_recipes import run_depth_recipes
 from simreal.experiments.reverse_da import run_reverse_da
 from simreal.experiments.sim2real_seg import run_sim2real_seg
+from simreal.experiments.um_synthesis import run_um_synthesis
 
 SCALES = ("smoke", "small", "full")
 
@@ -20,6 +21,7 @@ EXPERIMENTS = {
     "depth-recipes": run_depth_recipes,
     "reverse-da": run_reverse_da,
     "sim2real-seg": run_sim2real_seg,
+    "um-synthesis": run_um_synthesis,
 }
 
 __all__ = ["EXPERIMENTS", "SCALES"]
