@@ -281,18 +281,22 @@ def image_set_distances(sets: dict[str, Path], pairs: tuple[tuple[str, str, str]
 
     ``sets`` maps a name to a dataset folder. A set larger than ``n_max`` enters as ``n_max`` evenly spaced
     images (:func:`evenly_spaced_images`: a set and its adapted copy give the same ids). Features are cached
-    in ``OUT/cache/features``.
+    in ``OUT/cache/features``. KID subsets hold half the smaller set (at most the standard 1000), so that the
+    spread over subsets says something (subsets of all the images would all be the same set).
     """
     import torch
 
     from simreal.data.writer import write_json
+    from simreal.metrics.features import open_image_set
     from simreal.metrics.fid import compare_image_sets
 
     folders = {name: evenly_spaced_images(path, out / "fid_sets" / slug(name), n_max) for name, path in sets.items()}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
     for label, a, b in pairs:
-        r = compare_image_sets(folders[a], folders[b], cache_dir=out / "cache" / "features", device=device, fid_method="eigh")
+        subset = max(2, min(1000, min(len(open_image_set(folders[k]).paths) for k in (a, b)) // 2))
+        r = compare_image_sets(folders[a], folders[b], cache_dir=out / "cache" / "features", device=device, fid_method="eigh",
+                               kid_subset_size=subset)
         rows.append({"pair": label, "a": a, "b": b, "n_a": r.n_a, "n_b": r.n_b, "fid": r.fid, "kid_mean": r.kid_mean,
                      "kid_std": r.kid_std, "kid_subset_size": r.kid_subset_size, "kid_subsets": r.kid_subsets,
                      "extractor": r.extractor, "note": r.note})
