@@ -486,7 +486,7 @@ def _collect(out: Path, cfg: ColonScale, s: Sim2RealScale, scale: str, seed: int
                      "and compare FIDs only at equal n."},
             {"title": "CVC TEST Dice per study", "columns": list(per_study[0]), "rows": per_study},
         ],
-        "figures": _figures(out, translated, synth_val, cvc_test, translators),
+        "figures": _figures(out, translated, synth_val, cvc_test, translators, _curve_points(curve, dice["munit"])),
         "notes": notes,
         "metrics": {"dice": dice, "paired": paired, "baseline_cvc_test_dice": baseline_dice, "validity": validity,
                     "curve": curve, "fid": fid},
@@ -549,7 +549,7 @@ def _notes(scale: str, s: Sim2RealScale, dice: dict[str, Any], paired: dict[str,
 
 
 def _figures(out: Path, translated: dict[str, dict[str, Path]], synth_val: Path, cvc_test: Path,
-             translators: dict[str, Path]) -> list[dict[str, str]]:
+             translators: dict[str, Path], curve_points: dict[str, list[tuple[int, float, float, float]]]) -> list[dict[str, str]]:
     from simreal.data.contact_sheet import overlay_mask, pick_indices
 
     fig_dir = out / "figures"
@@ -580,7 +580,7 @@ def _figures(out: Path, translated: dict[str, dict[str, Path]], synth_val: Path,
     stages.prediction_grid(rows, fig_dir / "cvc.png", "Real CVC-ClinicDB test sequences: zero-manual-label polyp networks")
     figures.append({"title": "CVC-ClinicDB test frames: truth and the predictions of the three zero-label networks", "path": "figures/cvc.png"})
 
-    _plot_curve(_curve_points(out), fig_dir / "curve.png")
+    _plot_curve(curve_points, fig_dir / "curve.png")
     figures.append({"title": "Dice on CVC TEST vs real labelled frames (with 95% CIs over studies)", "path": "figures/curve.png"})
     for m, run in translators.items():
         grids = sorted((run / "samples").glob("step_*.png"))
@@ -591,16 +591,12 @@ def _figures(out: Path, translated: dict[str, dict[str, Path]], synth_val: Path,
     return figures
 
 
-def _curve_points(out: Path) -> dict[str, list[tuple[int, float, float, float]]]:
-    points: dict[str, list[tuple[int, float, float, float]]] = {"finetuned": [], "scratch": []}
-    for kind in points:
-        for p in (out / "eval").glob(f"seg_curve_{kind}_*"):
-            f = stages.group_figure(stages.read_rows(p), "dice_polyp")
-            points[kind].append((int(p.name.rsplit("_", 1)[1]), f["value"], f["ci_low"], f["ci_high"]))
-        points[kind].sort()
-    munit = stages.group_figure(stages.read_rows(out / "eval" / "seg_munit"), "dice_polyp")
-    points["finetuned"].insert(0, (0, munit["value"], munit["ci_low"], munit["ci_high"]))
-    return points
+def _curve_points(curve: list[dict[str, Any]], munit: dict[str, Any]) -> dict[str, list[tuple[int, float, float, float]]]:
+    """(k, Dice, CI low, CI high) per curve run (the figures :func:`_collect` computed), k = 0 being the MUNIT
+    segmenter itself."""
+    point = lambda k, f: (k, f["value"], f["ci_low"], f["ci_high"])  # noqa: E731
+    return {"finetuned": [point(0, munit)] + [point(c["k"], c["finetuned"]) for c in curve],
+            "scratch": [point(c["k"], c["scratch"]) for c in curve]}
 
 
 def _plot_curve(points: dict[str, list[tuple[int, float, float, float]]], path: Path) -> None:
