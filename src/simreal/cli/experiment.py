@@ -28,6 +28,10 @@ def experiment(
         None, "--baseline", help="For experiments that adapt the baseline's synthetic-only networks: a finished "
         "`experiment baseline` folder of the same scale and seed to start from (default: run it into OUT/baseline)."
     ),
+    real_images: Optional[Path] = typer.Option(
+        None, "--real-images", help="For sim2real-laparoscopy: a folder of your own real laparoscopic frames (any "
+        "size; no labels needed) whose look the translators learn (default: the two public P2ILF frames)."
+    ),
 ) -> None:
     """Run a named protocol end to end; writes OUT/results.json and a self-contained OUT/report.html.
 
@@ -36,7 +40,9 @@ def experiment(
     sequence, beside trivial predictors); depth-recipes (the depth training recipes compared on validation
     colons only); reverse-da (a SimGAN refiner maps realistic-look and real frames to the synthetic look in front
     of the baseline's networks); sim2real-seg (CycleGAN and MUNIT + MS-SSIM translate the synthetic frames to the
-    real look; polyp networks trained with zero manual labels, tested on real CVC-ClinicDB); cinematic-ft
+    real look; polyp networks trained with zero manual labels, tested on real CVC-ClinicDB); sim2real-laparoscopy
+    (the same translators on simulated laparoscopic liver scenes with the look of your own real frames, or of the
+    two P2ILF frames: label-validity audit and zero-label segmenters, shown on the real frames); cinematic-ft
     (fine-tune the baseline's depth network on path-traced renders of CT); um-synthesis (CT + liver-mask
     generators guided by superpixels vs by manual masks, MM-FID and utility on held-out patients). A rerun with the same arguments
     reuses every stage already finished.
@@ -54,10 +60,12 @@ def experiment(
     import inspect
 
     run = EXPERIMENTS[name]
-    if baseline is not None:
-        if "baseline" not in inspect.signature(run).parameters:
-            raise SimrealError(f"experiment {name!r} does not start from a baseline; leave --baseline out")
-        settings["baseline"] = baseline
+    for option, value, key, why in (("--baseline", baseline, "baseline", "does not start from a baseline"),
+                                    ("--real-images", real_images, "real_images", "takes no real frames of yours")):
+        if value is not None:
+            if key not in inspect.signature(run).parameters:
+                raise SimrealError(f"experiment {name!r} {why}; leave {option} out")
+            settings[key] = value
     results = run(out=out, preset=preset, **settings)
     for row in results.get("targets", []):
         mark = "met" if row["met"] else "NOT met"

@@ -10,6 +10,7 @@ from simreal.experiments.baseline import run_baseline
 from simreal.experiments.cinematic_ft import run_cinematic_ft
 from simreal.experiments.depth_recipes import run_depth_recipes
 from simreal.experiments.reverse_da import run_reverse_da
+from simreal.experiments.sim2real_laparoscopy import run_sim2real_laparoscopy
 from simreal.experiments.sim2real_seg import run_sim2real_seg
 from simreal.experiments.um_synthesis import run_um_synthesis
 
@@ -20,6 +21,7 @@ EXPERIMENTS = {
     "cinematic-ft": run_cinematic_ft,
     "depth-recipes": run_depth_recipes,
     "reverse-da": run_reverse_da,
+    "sim2real-laparoscopy": run_sim2real_laparoscopy,
     "sim2real-seg": run_sim2real_seg,
     "um-synthesis": run_um_synthesis,
 }

@@ -35,8 +35,8 @@ never seen a manual label. Protocol (seeds and sets in :mod:`simreal.experiments
    frames (same source frames) against the CVC test images, and of the CVC adapt images against them (the
    real-vs-real floor).
 
-The laparoscopy version of the pipeline (``render laparoscopy``, ``adapt forward`` on user-supplied real
-frames) is not part of this experiment.
+The laparoscopy version of the pipeline (``render laparoscopy``, the same translators on a user's own real
+frames) is the experiment :mod:`~simreal.experiments.sim2real_laparoscopy`.
 
 Choices, fixed a priori and never looked up on an evaluation figure: translator sizes, steps, crops and
 learning rates (:data:`SIM2REAL_PRESETS`; every other weight is the method's default from methods.md), K,
@@ -180,6 +180,38 @@ def translator_config(method: str, s: Sim2RealScale, synthetic: Path, real: Path
     raise SimrealError(f"unknown translator {method!r}; known: {', '.join(m for m, _ in TRANSLATORS)}")
 
 
+def train_translators(st: stages.Stages, s: Sim2RealScale, synthetic: Path, real: Path, to_translate: dict[str, Path],
+                      runs_dir: Path, data: Path, seed: int, *, styles: int) -> tuple[dict[str, Path], dict[str, dict[str, Path]]]:
+    """Both translators (:data:`TRANSLATORS`: ``synthetic`` to the look of ``real``) trained as stages, and every
+    set of ``to_translate`` (part name -> dataset) translated by each, labels carried over: CycleGAN once per
+    frame, MUNIT with ``styles`` style codes encoded from images of ``real``.
+
+    Returns:
+        (method -> translator run, method -> part -> translated dataset).
+    """
+    from simreal.adapt.cyclegan import train_cyclegan
+    from simreal.adapt.munit import train_munit
+    from simreal.adapt.translate import translate_dataset
+
+    trainers = {"munit": train_munit, "cyclegan": train_cyclegan}
+    translators: dict[str, Path] = {}
+    translated: dict[str, dict[str, Path]] = {}
+    for method, _ in TRANSLATORS:
+        run = runs_dir / f"translator_{method}"
+        config = translator_config(method, s, synthetic, real, run, seed)
+        st.run(f"train translator {method}", lambda method=method, config=config: trainers[method](config, progress=False))
+        translators[method] = run
+        k, style_from = (styles, real) if method == "munit" else (1, None)
+        translated[method] = {}
+        for part, src in to_translate.items():
+            dest = data / f"{method}_{part}"
+            st.run(f"translate {part} {method}", lambda run=run, src=src, dest=dest, k=k, style_from=style_from:
+                   stages.dataset_once(dest, lambda: translate_dataset(run, src, dest, styles=k, style_from=style_from,
+                                                                       seed=seed, device="auto", progress=False)))
+            translated[method][part] = dest
+    return translators, translated
+
+
 def curve_indices(adapt: list[int], k: int) -> list[int]:
     """``k`` record indices evenly spaced over the (study-ordered) adapt half, so that few frames still come
     from many studies; all of them for ``k >= len(adapt)``."""
@@ -209,9 +241,6 @@ def run_sim2real_seg(*, out: Path, scale: str, seed: int = 0, workers: int = 2, 
         SimrealError: ``baseline`` is not a finished baseline folder of the same scale, preset and seed (before
             any work), or ``out`` holds a run with other arguments.
     """
-    from simreal.adapt.cyclegan import train_cyclegan
-    from simreal.adapt.munit import train_munit
-    from simreal.adapt.translate import translate_dataset
     from simreal.experiments.baseline import start_from_baseline
     from simreal.metrics.evaluate import evaluate_seg
     from simreal.metrics.label_validity import evaluate_label_validity
@@ -246,23 +275,8 @@ def run_sim2real_seg(*, out: Path, scale: str, seed: int = 0, workers: int = 2, 
 
     # -- translators, and the translated sets ------------------------------------------------------------------
     runs_dir = out / "runs"
-    trainers = {"munit": train_munit, "cyclegan": train_cyclegan}
-    translators: dict[str, Path] = {}
-    translated: dict[str, dict[str, Path]] = {}
-    for method, _ in TRANSLATORS:
-        run = runs_dir / f"translator_{method}"
-        config = translator_config(method, s, base.data.train, cvc_adapt, run, seed)
-        st.run(f"train translator {method}", lambda method=method, config=config: trainers[method](config, progress=False))
-        translators[method] = run
-        k = s.styles if method == "munit" else 1
-        style_from = cvc_adapt if method == "munit" else None
-        translated[method] = {}
-        for part, src in (("train", synth_train), ("val", synth_val)):
-            dest = data / f"{method}_{part}"
-            st.run(f"translate {part} {method}", lambda run=run, src=src, dest=dest, k=k, style_from=style_from:
-                   stages.dataset_once(dest, lambda: translate_dataset(run, src, dest, styles=k, style_from=style_from,
-                                                                       seed=seed, device="auto", progress=False)))
-            translated[method][part] = dest
+    translators, translated = train_translators(st, s, base.data.train, cvc_adapt, {"train": synth_train, "val": synth_val},
+                                                runs_dir, data, seed, styles=s.styles)
 
     # -- zero-manual-label segmenters ----------------------------------------------------------------------------
     seg_common = dict(size=cfg.size, batch_size=s.seg_batch_size, channels=cfg.channels, lr=cfg.lr, schedule="cosine",
