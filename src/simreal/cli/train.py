@@ -71,7 +71,10 @@ def _run(task: str, options: dict, given: set[str], config_file: Path | None) ->
             raise SimrealError("the config names no run folder (out) or training data (data.train); give --out / --data", config_file)
         config = TrainConfig.from_dict(merged, source=config_file)
     run = train(config, progress=progress)
-    Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:  # with --strategy ddp every process runs this command
+        Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
 
 
 _DATA = typer.Option(None, "--data", help="Training dataset folder (required unless --config names it).")
@@ -87,7 +90,12 @@ _LR = typer.Option(1e-3, "--lr", help="AdamW learning rate (the peak, with --sch
 _SCHED = typer.Option("constant", "--schedule", help="constant, or cosine decay over the planned epochs/steps.")
 _AUG = typer.Option(False, "--augment", help="Random left-right / up-down flips of training images with their labels.")
 _SEED = typer.Option(0, "--seed", help="Seed for weights, validation split and data order.")
-_DEVICES = typer.Option("auto", "--devices", help="Lightning devices: auto, 1, 2, ...")
+_DEVICES = typer.Option("auto", "--devices", help="Devices (processes) per node: auto, 1, 2, ... or GPU ids 0,1; with "
+                        "--accelerator cpu, N CPU processes. --batch-size is shared by all processes.")
+_STRATEGY = typer.Option("auto", "--strategy", help="auto (one process, or DDP when --devices asks for several), ddp "
+                         "(re-runs this command in each process; GPUs, nodes) or ddp_spawn (multiprocessing).")
+_NODES = typer.Option(1, "--num-nodes", help="Machines (each runs this command with NODE_RANK, MASTER_ADDR, MASTER_PORT "
+                      "set, or under SLURM / torchrun); needs --strategy ddp.")
 _ACCEL = typer.Option("auto", "--accelerator", help="Lightning accelerator: auto, cpu, gpu.")
 _PREC = typer.Option("32-true", "--precision", help="32-true, 16-mixed, bf16-mixed.")
 _VALFRAC = typer.Option(0.2, "--val-fraction", help="Share of groups split off for validation when --val is not given (0: none).")
@@ -105,15 +113,15 @@ _CONFIG = typer.Option(None, "--config", help="YAML, TOML or JSON training confi
 def _shared_options(
     data: Optional[Path] = _DATA, out: Optional[Path] = _OUT, val: Optional[Path] = _VAL, init: Optional[str] = _INIT,
     freeze: Optional[str] = _FREEZE, epochs: int = _EPOCHS, max_steps: int = _STEPS, batch_size: int = _BS,
-    size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, accelerator: str = _ACCEL,
-    precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
+    size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, strategy: str = _STRATEGY,
+    num_nodes: int = _NODES, accelerator: str = _ACCEL, precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
     workers: int = _WORKERS, no_progress: bool = _NOPROG, schedule: str = _SCHED, augment: bool = _AUG,
     select: Optional[str] = _SELECT,
 ) -> dict:
     return dict(
         data=data, out=out, val=None if val is None else str(val), init=init, freeze=freeze, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, size=parse_size(size), lr=lr, seed=seed, devices=devices,
-        accelerator=accelerator, precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels),
+        strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels),
         norm=norm, num_workers=workers, progress=not no_progress, schedule=schedule, augment=augment, select=select,
     )
 

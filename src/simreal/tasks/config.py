@@ -19,6 +19,14 @@ from simreal.errors import SimrealError
 
 Task = Literal["depth", "seg"]
 
+#: How a run uses several processes (``--strategy``): "auto" is one process, or Lightning's choice
+#: (subprocess DDP) when ``devices`` asks for several; "ddp" launches the other processes by running the
+#: same command line again (the one to use from ``simreal train`` / ``simreal adapt``, on GPUs and across
+#: nodes); "ddp_spawn" starts them with multiprocessing from inside the calling process (the one to use
+#: from Python code and tests: the command line is not run again). See :mod:`simreal.tasks.distributed`.
+Strategy = Literal["auto", "ddp", "ddp_spawn"]
+STRATEGIES: tuple[str, ...] = ("auto", "ddp", "ddp_spawn")
+
 #: Validation figures a run may choose its best checkpoint by (see ``tasks/modules.py``), and which way
 #: is better.
 SELECTABLE = {
@@ -117,6 +125,9 @@ class TrainConfig:
         freeze: "encoder" to train only the decoder and head (fine-tuning), or None.
         seed: seeds weights, the validation split and the data order of every epoch.
         accelerator, devices, precision: passed to ``lightning.Trainer``.
+        strategy, num_nodes: several processes (see :data:`Strategy`); ``devices`` x ``num_nodes`` processes
+            share each batch of ``data.batch_size`` images (each takes ``batch_size / processes``), so the
+            run learns what one process learns, up to what :mod:`simreal.tasks.distributed` lists.
         n_sample_images: validation samples drawn as input | target | prediction after each validation.
         select: the validation figure ``checkpoints/best.ckpt`` is chosen by (``val/abs_rel_median``,
             ``val/abs_rel``, ``val/delta1_median``, ``val/rmse_mm``, ``val/dice`` or ``val/loss``); None =
@@ -135,6 +146,8 @@ class TrainConfig:
     seed: int = 0
     accelerator: str = "auto"
     devices: str = "auto"
+    strategy: Strategy = "auto"
+    num_nodes: int = 1
     precision: str = "32-true"
     n_sample_images: int = 4
     select: str | None = None
@@ -162,7 +175,7 @@ class TrainConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that must be equal to resume a run (everything that changes what is learnt)."""
         d = self.to_dict()
-        for key in ("accelerator", "devices", "n_sample_images"):
+        for key in ("accelerator", "devices", "strategy", "num_nodes", "n_sample_images"):
             d.pop(key)
         d["data"].pop("num_workers")
         if self.optim.schedule == "constant":
@@ -218,8 +231,32 @@ def validate(c: TrainConfig) -> None:
         raise SimrealError(f"--select must be one of {', '.join(SELECTABLE)}, got {c.select!r}")
     if (c.task == "depth" and c.select == "val/dice") or (c.task == "seg" and c.select not in (None, "val/dice", "val/loss")):
         raise SimrealError(f"--select {c.select} is not a {c.task} figure")
+    check_distributed(c.devices, c.strategy, c.num_nodes)
     if c.precision not in ("32-true", "32", "16-mixed", "bf16-mixed", "64-true", "bf16-true", "16-true"):
         raise SimrealError(f"unknown precision {c.precision!r} (e.g. 32-true, 16-mixed, bf16-mixed)")
+
+
+def check_distributed(devices: object, strategy: object, num_nodes: object) -> None:
+    """Raise SimrealError for a ``--devices`` / ``--strategy`` / ``--num-nodes`` combination that cannot run.
+
+    ``devices`` is "auto", "-1" (all), a count ("2") or GPU ids ("0,1"); whether the machine has that many
+    GPUs is checked when the run starts (:func:`simreal.tasks.distributed.check_devices`).
+    """
+    if strategy not in STRATEGIES:
+        raise SimrealError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if not isinstance(num_nodes, Integral) or isinstance(num_nodes, bool) or num_nodes < 1:
+        raise SimrealError(f"--num-nodes must be an integer >= 1, got {num_nodes!r}")
+    text = str(devices).strip()
+    ids = [p.strip() for p in text.split(",") if p.strip()]
+    listed = "," in text and bool(ids) and all(p.isdigit() for p in ids)
+    ok = text in ("auto", "-1") or (text.isdigit() and int(text) >= 1) or listed
+    if not ok:
+        raise SimrealError(f"--devices must be auto, -1 (all), a count >= 1 or GPU ids like 0,1; got {devices!r}")
+    if num_nodes > 1 and strategy != "ddp":
+        raise SimrealError(
+            f"--num-nodes {num_nodes} needs --strategy ddp (every node runs the same command with NODE_RANK, "
+            f"MASTER_ADDR and MASTER_PORT set, or under SLURM / torchrun), got --strategy {strategy}"
+        )
 
 
 def _field_names(cls: type) -> set[str]:

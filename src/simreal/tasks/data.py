@@ -49,27 +49,77 @@ def split_by_group(records: Sequence[SampleRecord], val_fraction: float, seed: i
 class EpochSampler(Sampler[int]):
     """A shuffled order that depends only on (seed, epoch), so a resumed run sees the same batches.
 
+    With several processes (``world_size`` > 1) each yields its share of every global batch of
+    ``batch_size`` images: rank r gets images ``r*b .. (r+1)*b - 1`` of each (``b = batch_size /
+    world_size``), so the processes together see exactly the batches one process would. A last, partial
+    batch of L images is padded to a multiple of ``world_size`` with the first images of the order (as
+    ``torch.utils.data.DistributedSampler`` pads) and split evenly; without shuffling the order is
+    0, 1, ..., n-1. With one process the order is the permutation itself, as before sharding existed.
+
     Lightning calls :meth:`set_epoch` at the start of every epoch.
+
+    Example (unshuffled, so the order is 0..5; global batches (0 1 2 3) and (4 5)):
+        >>> [list(EpochSampler(6, 0, False, batch_size=4, rank=r, world_size=2)) for r in (0, 1)]
+        [[0, 1, 4], [2, 3, 5]]
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True):
+    def __init__(self, n: int, seed: int, shuffle: bool = True, *, batch_size: int = 1, rank: int = 0, world_size: int = 1):
+        if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+            raise SimrealError(f"cannot shard batches of {batch_size} over {world_size} processes (rank {rank})")
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[int]:
+    def _order(self) -> list[int]:
         if not self.shuffle:
-            return iter(range(self.n))
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+            return list(range(self.n))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        order = self._order()
+        if self.world_size == 1:
+            return iter(order)
+        return iter(shard_batches(order, self.batch_size, self.rank, self.world_size))
 
     def __len__(self) -> int:
-        return self.n
+        if self.world_size == 1:
+            return self.n
+        return len(shard_batches(list(range(self.n)), self.batch_size, self.rank, self.world_size))
 
 
-def make_loader(ds: SimrealDataset, batch_size: int, seed: int, shuffle: bool, num_workers: int) -> DataLoader:
+def shard_batches(order: Sequence[int], batch_size: int, rank: int, world_size: int) -> list[int]:
+    """Rank ``rank``'s share of each consecutive batch of ``batch_size`` items of ``order`` (see
+    :class:`EpochSampler`); the shares of all ranks, batch by batch, make up ``order`` (plus padding)."""
+    b = batch_size // world_size
+    out: list[int] = []
+    for start in range(0, len(order), batch_size):
+        batch = list(order[start : start + batch_size])
+        if len(batch) < batch_size:  # the last, partial batch: pad to a multiple of world_size, split evenly
+            batch += [order[i % len(order)] for i in range(-len(batch) % world_size)]
+            b = len(batch) // world_size
+        out += batch[rank * b : (rank + 1) * b]
+    return out
+
+
+def contiguous_shard(n: int, rank: int, world_size: int) -> list[int]:
+    """Indices of rank ``rank``'s block of ``range(n)`` split into ``world_size`` nearly equal contiguous
+    blocks (validation: every image once, no padding; rank 0 keeps the first images)."""
+    return np.array_split(np.arange(n), world_size)[rank].tolist()
+
+
+def make_loader(ds: SimrealDataset, batch_size: int, seed: int, shuffle: bool, num_workers: int, *, rank: int = 0,
+                world_size: int = 1) -> DataLoader:
+    """The loader of one process: training (``shuffle``) takes its share of every global batch of
+    ``batch_size``; validation takes its contiguous block, in batches of ``batch_size / world_size``."""
+    if shuffle:
+        sampler: Sampler[int] | list[int] = EpochSampler(len(ds), seed, True, batch_size=batch_size, rank=rank,
+                                                         world_size=world_size)
+    else:
+        sampler = EpochSampler(len(ds), seed, False) if world_size == 1 else contiguous_shard(len(ds), rank, world_size)
     return DataLoader(
-        ds, batch_size=batch_size, sampler=EpochSampler(len(ds), seed, shuffle), collate_fn=collate_samples,
+        ds, batch_size=batch_size // world_size, sampler=sampler, collate_fn=collate_samples,
         num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=False,
     )
 

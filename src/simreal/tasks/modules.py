@@ -98,15 +98,19 @@ def cosine_factor(step: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + float(np.cos(np.pi * progress)))
 
 
-def flip_batch_(batch: Batch, generator: torch.Generator | None = None) -> None:
+def flip_batch_(batch: Batch, generator: torch.Generator | None = None, *, total: int | None = None, offset: int = 0) -> None:
     """Flip each sample left-right and/or up-down (probability 1/2 each), image and labels together.
 
     Args:
         batch: flipped in place.
         generator: where the coin flips come from (training passes one seeded by seed, epoch and batch
             index, so a resumed run flips exactly as an uninterrupted one whatever else drew random numbers).
+        total, offset: the batch is images ``offset ..`` of a global batch of ``total`` (one process's share
+            in a multi-process run): the flips of the whole global batch are drawn and this share's are
+            used, so every image flips as it would in one process. Default: the batch is the whole batch.
     """
-    flips = torch.rand(batch.image.shape[0], 2, generator=generator) < 0.5
+    n = batch.image.shape[0]
+    flips = (torch.rand(n if total is None else total, 2, generator=generator) < 0.5)[offset : offset + n]
     for i, (lr, ud) in enumerate(flips.tolist()):
         dims = [d for d, on in ((-1, lr), (-2, ud)) if on]
         if not dims:
@@ -143,7 +147,8 @@ class TaskModule(L.LightningModule):
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         if self.config.data.augment:
             key = np.random.SeedSequence([self.config.seed, self.current_epoch, batch_idx]).generate_state(1)[0]
-            flip_batch_(batch, torch.Generator().manual_seed(int(key)))
+            n, world = batch.image.shape[0], self.trainer.world_size
+            flip_batch_(batch, torch.Generator().manual_seed(int(key)), total=n * world, offset=self.global_rank * n)
 
     def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int) -> Batch:
         # Lightning's generic collection walker cannot rebuild the frozen Camera dataclasses; a Batch
@@ -221,9 +226,10 @@ class DepthModule(TaskModule):
         loss, terms = self.loss_fn(pred, batch.depth)
         on_step = stage == "train"
         bs = batch.image.shape[0]
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=bs)
+        # sync_dist: batch-size-weighted means over all processes (a no-op with one process)
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
         for k, v in terms.items():
-            self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=bs)
+            self.log(f"{stage}/{k}", v, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
         return loss, pred
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -238,10 +244,13 @@ class DepthModule(TaskModule):
         self._keep_samples(batch, batch.depth[:, 0], pred[:, 0])
 
     def on_validation_epoch_end(self) -> None:
-        # Means over validation IMAGES (not over batches); MeanMetric also reduces across devices.
+        # Means over validation IMAGES (not over batches); MeanMetric also reduces across processes, so with
+        # several every process computes (a collective), and a figure no image had (NaN) is not logged.
         for k, metric in self.val_figures.items():
-            if metric.update_count:
-                self.log(f"val/{k}", metric.compute(), prog_bar=k == "abs_rel_median")
+            if metric.update_count or self.trainer.world_size > 1:
+                value = metric.compute()
+                if not bool(value.isnan()):
+                    self.log(f"val/{k}", value, prog_bar=k == "abs_rel_median", sync_dist=True)
             metric.reset()
         super().on_validation_epoch_end()
 
@@ -268,7 +277,8 @@ class SegModule(TaskModule):
             raise SimrealError("segmentation training needs batches with masks")
         logits = self.predict_logits(batch.image)
         loss = self.loss_fn(logits, batch.mask)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0])
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=batch.image.shape[0],
+                 sync_dist=True)
         return loss, logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -285,8 +295,9 @@ class SegModule(TaskModule):
 
     def on_validation_epoch_end(self) -> None:
         # Mean over (frame, class) pairs whose frame shows the class; NaN when no validation frame does.
-        value = self.val_dice.compute() if self.val_dice.update_count else torch.tensor(float("nan"))
-        self.log("val/dice", value, prog_bar=True)
+        several = self.trainer.world_size > 1  # then compute() is a collective every process joins
+        value = self.val_dice.compute() if self.val_dice.update_count or several else torch.tensor(float("nan"))
+        self.log("val/dice", value, prog_bar=True, sync_dist=True)
         self.val_dice.reset()
         super().on_validation_epoch_end()
 

@@ -10,6 +10,10 @@ Run folder (``config.out``)::
     RUN/tb/                    TensorBoard events
     RUN/samples/val_epochNNNN.png  rows of input | target | prediction after each validation
 
+Several processes (``devices`` x ``num_nodes``, ``strategy`` "ddp" or "ddp_spawn"): each takes its share of
+every batch and only rank 0 writes; see :mod:`simreal.tasks.distributed` for what equals one process and
+what differs.
+
 Resuming: calling :func:`train` again on a folder that holds ``checkpoints/last.ckpt`` continues from it when
 the config's :meth:`~simreal.tasks.config.TrainConfig.identity` matches (more epochs / steps extend the run);
 otherwise it refuses. Checkpoints are written at epoch ends and the data order depends only on (seed,
@@ -20,10 +24,11 @@ interruption mid-epoch repeats that epoch from its start.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -35,6 +40,7 @@ from simreal.data.reader import DatasetReader
 from simreal.data.torch_dataset import SimrealDataset
 from simreal.errors import SimrealError
 from simreal.tasks import data as tdata
+from simreal.tasks import distributed as dist
 from simreal.tasks.config import DEFAULT_SELECT, SELECTABLE, TrainConfig, make_config, read_config, write_config
 from simreal.tasks.csvlog import ResumableCSVLogger, trim_metrics
 from simreal.tasks.modules import TaskModule, build_module, checkpoint_task, load_checkpoint
@@ -130,6 +136,39 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+class _TaskData(L.LightningDataModule):
+    """The loaders of one process, built once it knows its rank: its share of every training batch."""
+
+    def __init__(self, train_ds: SimrealDataset, batch_size: int, seed: int, num_workers: int):
+        super().__init__()
+        self.train_ds, self.batch_size, self.seed, self.num_workers = train_ds, batch_size, seed, num_workers
+
+    def _loader(self, ds: SimrealDataset, shuffle: bool) -> Any:
+        t = self.trainer
+        return tdata.make_loader(ds, self.batch_size, self.seed, shuffle, self.num_workers, rank=t.global_rank,
+                                 world_size=t.world_size)
+
+    def train_dataloader(self) -> Any:
+        return self._loader(self.train_ds, True)
+
+
+class _TaskDataWithVal(_TaskData):
+    def __init__(self, train_ds: SimrealDataset, val_ds: SimrealDataset, batch_size: int, seed: int, num_workers: int):
+        super().__init__(train_ds, batch_size, seed, num_workers)
+        self.val_ds = val_ds
+
+    def val_dataloader(self) -> Any:
+        return self._loader(self.val_ds, False)
+
+
+def _prepare_run_folder(run: Path, config: TrainConfig, resume_from: Path | None) -> None:
+    """Rank 0, once every process has started: the config next to the outputs, the log cut to the checkpoint."""
+    run.mkdir(parents=True, exist_ok=True)
+    write_config(run / "config.json", config)
+    if resume_from is not None:
+        trim_metrics(run, int(torch.load(resume_from, map_location="cpu", weights_only=False)["epoch"]))
+
+
 class _EpochSeed(Callback):
     def __init__(self, seed: int):
         self.seed = seed
@@ -187,14 +226,17 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
         dirpath=run / "checkpoints", filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
         auto_insert_metric_name=False, enable_version_counter=False,
     )
-    cbs: list[Callback] = [best_cb, last_cb, _EpochSeed(resolved.seed), *callbacks]
+    prepare = dist.RankZeroSetup(functools.partial(_prepare_run_folder, run, resolved, resume_from))
+    cbs: list[Callback] = [prepare, best_cb, last_cb, _EpochSeed(resolved.seed), *callbacks]
     if progress:
         cbs.append(RichProgressBar())
-    loaders = [tdata.make_loader(train_ds, d.batch_size, resolved.seed, True, d.num_workers)]
-    if val_ds is not None:
-        loaders.append(tdata.make_loader(val_ds, d.batch_size, resolved.seed, False, d.num_workers))
+    if val_ds is None:
+        datamodule: _TaskData = _TaskData(train_ds, d.batch_size, resolved.seed, d.num_workers)
+    else:
+        datamodule = _TaskDataWithVal(train_ds, val_ds, d.batch_size, resolved.seed, d.num_workers)
     steps_per_epoch = max(1, -(-len(train_ds) // d.batch_size))
     devices: int | str = int(resolved.devices) if str(resolved.devices).isdigit() else resolved.devices
+    dist.check_devices(resolved.accelerator, resolved.devices)
     chatty = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
     levels = [lg.level for lg in chatty]
     if not progress:
@@ -204,12 +246,17 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
         with warnings.catch_warnings():
             # Expected here: few workers on CPU, a non-empty log folder on resume, tiny epochs.
             for pattern in (".*does not have many workers.*", ".*exists and is not empty.*",
-                            ".*number of training batches.*", ".*deterministic.*", ".*module\(s\) in eval mode.*", ".*LeafSpec.*"):
+                            ".*number of training batches.*", ".*deterministic.*", ".*module\(s\) in eval mode.*",
+                            ".*LeafSpec.*", ".*transfer_batch_to_device.*"):
                 warnings.filterwarnings("ignore", message=pattern)
             trainer = _trainer(
                 default_root_dir=run,
                 accelerator=resolved.accelerator,
                 devices=devices,
+                num_nodes=resolved.num_nodes,
+                strategy=dist.lightning_strategy(resolved.strategy, resolved.accelerator, resolved.devices),
+                plugins=[dist.AtomicCheckpointIO()],
+                use_distributed_sampler=False,  # _TaskData shards the batches itself (same batches as one process)
                 precision=resolved.precision,
                 max_epochs=resolved.optim.epochs,
                 max_steps=resolved.optim.max_steps,
@@ -221,11 +268,12 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
                 num_sanity_val_steps=0,
                 deterministic="warn",
             )
-            run.mkdir(parents=True, exist_ok=True)
-            write_config(run / "config.json", resolved)
-            if resume_from is not None:
-                trim_metrics(run, int(torch.load(resume_from, map_location="cpu", weights_only=False)["epoch"]))
-            trainer.fit(module, *loaders, ckpt_path=str(resume_from) if resume_from else None)
+            processes = dist.world_size(trainer)
+            dist.check_batch(d.batch_size, processes)
+            if val_ds is not None and len(val_ds) < processes:
+                raise SimrealError(f"{len(val_ds)} validation image(s) cannot be shared by {processes} processes")
+            # config.json and the log trimming are written by rank 0 once all processes run (RankZeroSetup).
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     finally:
         for lg, lv in zip(chatty, levels):
             lg.setLevel(lv)
