@@ -77,3 +77,4 @@ def train(
 
 app.command("adapt")(bench_adapt)
 from simreal.cli.render_cinematic import bench_cinematic; app.command("cinematic")(bench_cinematic)  # noqa: E402, E702
+from simreal.cli.render import bench_render_ray; app.command("render-ray")(bench_render_ray)  # noqa: E402, E702

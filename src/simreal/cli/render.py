@@ -46,7 +46,20 @@ def colon(
         help="Render K procedural colons (seeds derived from --seed, listed in dataset.json); frame i renders "
         "colon i mod K, and its record's group names the colon. Replaces the anatomies of --config.",
     ),
-    workers: int = typer.Option(1, "--workers", help="Parallel render processes (the bytes do not depend on it)."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers",
+        help="Parallel render processes (default 1), or with --ray Ray workers (default one per CPU of the cluster). "
+        "The bytes do not depend on it.",
+        show_default=False,
+    ),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="Render on a Ray cluster instead of local processes: --ray local starts a Ray instance on this machine for "
+        "the run; --ray auto joins the one running here (`ray start --head`); --ray HOST:PORT or ray://HOST:PORT a "
+        "remote cluster, whose nodes must run the same simreal and see --out at the same path (shared storage). Same "
+        "bytes, resume and atomicity as local workers.",
+        show_default=False,
+    ),
     fov_min: Optional[float] = typer.Option(None, "--fov-min", help="Smallest horizontal field of view, degrees (default 100)."),
     fov_max: Optional[float] = typer.Option(None, "--fov-max", help="Largest horizontal field of view, degrees (default 140)."),
     fisheye: Optional[bool] = typer.Option(
@@ -98,7 +111,7 @@ def colon(
         typer.echo(f"wrote the render job to {write_config}")
         return
     try:
-        path = render_job(out, job, workers=workers, progress=progress)
+        path = render_job(out, job, workers=workers, progress=progress, ray=ray)
     except KeyboardInterrupt:
         print(
             f"interrupted: finished frames are kept in {partial_dir(out)}; rerun the same command to resume",
@@ -146,6 +159,30 @@ def resolve_job(config: Path | None, **flags: Any):
     if not changes:
         return job
     return RenderJob.from_dict(merge(job.to_dict(), changes))
+
+
+def bench_render_ray(
+    n: int = typer.Option(100, "--n", help="Frames per run."),
+    size: int = typer.Option(256, "--size", help="Square image size in pixels."),
+    workers: int = typer.Option(2, "--workers", help="Local processes, and Ray workers of a local Ray instance."),
+    seed: int = typer.Option(0, "--seed", help="Dataset seed (and procedural colon seed)."),
+) -> None:
+    """Colonoscopy rendering on Ray beside local processes: frames/s of W Ray workers and of W processes in
+    one run, and whether the two datasets are the same bytes (`simreal render colon --ray` vs `--workers`)."""
+    from rich.console import Console
+
+    from simreal.bench.render_ray import bench_render_ray as bench
+
+    r = bench(n=n, size=size, workers=workers, seed=seed)
+    console = Console()
+    console.print(f"render colon {n} frames of {size}x{size}; local Ray instance started in {r.ray_start_s:.1f} s "
+                  "(not in its run's time)", soft_wrap=True)
+    for run in r.runs:
+        console.print(f"{run.executor} x{run.workers}: {run.frames_per_s:.1f} frames/s overall ({run.wall_s:.1f} s), "
+                      f"{run.steady_frames_per_s:.1f} frames/s steady", soft_wrap=True)
+    console.print(f"same bytes: {'yes' if r.identical else 'NO'}")
+    if not r.identical:
+        raise typer.Exit(1)
 
 
 from simreal.cli.render_laparoscopy import laparoscopy; app.command("laparoscopy")(laparoscopy)  # noqa: E402, E702

@@ -157,19 +157,41 @@ class SimrealDataset(Dataset):
     def __getitem__(self, i: int) -> Sample:
         index = self.indices[i]
         rec = self.reader.records[index]
-        rgb = self.reader.read(index, "image")
-        image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
-        size = self.size or tuple(image.shape[-2:])
-        sample = Sample(image=resize_image(image, size), camera=scale_camera(rec.camera, size), id=rec.id)
-        if "depth" in self.kinds:
-            depth = torch.from_numpy(self.reader.read(index, "depth"))[None]
-            sample.depth = resize_label(depth, size)
-        if "mask" in self.kinds:
-            mask = self.reader.read(index, "mask").astype(np.int64)
-            if self.mask_map:
-                lut = np.arange(256, dtype=np.int64)
-                for k, v in self.mask_map.items():
-                    lut[k] = v
-                mask = lut[mask]
-            sample.mask = resize_label(torch.from_numpy(mask), size)
-        return sample
+        return make_sample(
+            self.reader.read(index, "image"), camera=rec.camera, id=rec.id,
+            depth=self.reader.read(index, "depth") if "depth" in self.kinds else None,
+            mask=self.reader.read(index, "mask") if "mask" in self.kinds else None,
+            size=self.size, mask_map=self.mask_map,
+        )
+
+
+def make_sample(
+    rgb: np.ndarray, *, camera: Camera | None = None, id: str = "", depth: np.ndarray | None = None,
+    mask: np.ndarray | None = None, size: tuple[int, int] | None = None, mask_map: dict[int, int] | None = None,
+) -> Sample:
+    """A :class:`Sample` from a sample's arrays as a dataset folder holds them (what every dataset here
+    returns, read from disk or rendered on the fly).
+
+    Args:
+        rgb: (H, W, 3) uint8.
+        camera: its camera at (H, W), scaled to ``size``.
+        id: the sample id.
+        depth: (H, W) float32 mm, or None.
+        mask: (H, W) integer class ids, or None.
+        size: (H, W) to resize to (image bilinear, labels nearest), or None to keep (H, W).
+        mask_map: stored class id -> training id, for ids it names.
+    """
+    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
+    size = size or tuple(image.shape[-2:])
+    sample = Sample(image=resize_image(image, size), camera=scale_camera(camera, size), id=id)
+    if depth is not None:
+        sample.depth = resize_label(torch.from_numpy(np.ascontiguousarray(depth))[None], size)
+    if mask is not None:
+        mask = mask.astype(np.int64)
+        if mask_map:
+            lut = np.arange(256, dtype=np.int64)
+            for k, v in mask_map.items():
+                lut[k] = v
+            mask = lut[mask]
+        sample.mask = resize_label(torch.from_numpy(mask), size)
+    return sample

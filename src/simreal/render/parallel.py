@@ -12,6 +12,9 @@ once a scene is built, so workers are spawned, never forked; and a ``ProcessPool
 worker that dies (killed, out of memory) into an error instead of a pool waiting forever for its frames.
 Workers ignore Ctrl-C (the parent stops the pool) and exit when their parent is gone, so a parent killed
 outright leaves no worker writing into the dataset without its lock.
+
+Given ``ray`` (a :class:`~simreal.render.ray_executor.RayCluster` or an address), the same two functions
+run in Ray actors on a cluster instead (:mod:`simreal.render.ray_executor`); the rest is unchanged.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from simreal.data.writer import DatasetWriter
 from simreal.errors import SimrealError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simreal.render.ray_executor import RayCluster
 
 #: Called in the main process after each finished frame with (frame index, timings in ms).
 FrameHook = Callable[[int, dict[str, float]], None]
@@ -95,9 +101,10 @@ def run_frames(
     init_args: tuple[Any, ...],
     render_one: RenderOne,
     teardown: Callable[[], None] = lambda: None,
-    workers: int = 1,
+    workers: int | None = 1,
     progress: bool = True,
     on_frame: FrameHook | None = None,
+    ray: "RayCluster | str | None" = None,
 ) -> None:
     """Render the frames of ``tasks`` (lists of frame indices a worker renders in one go) into ``writer``.
 
@@ -108,15 +115,26 @@ def run_frames(
         init_worker, init_args: builds the per-process state; module-level, picklable.
         render_one: renders and writes one frame; module-level, picklable.
         teardown: clears the per-process state after an in-process run.
-        workers: processes (1 = this process).
+        workers: processes (1 = this process); with ``ray``, Ray actors (None: one per CPU of the cluster).
         progress: draw the bar.
         on_frame: called here after each finished frame with (index, timings in ms).
+        ray: render in Ray actors on this cluster (:class:`~simreal.render.ray_executor.RayCluster`, or
+            an address: "local", "auto", "HOST:PORT") instead of local processes.
 
     Raises:
         SimrealError: a worker process died (finished frames are kept; rerunning resumes).
     """
     todo = [i for task in tasks for i in task]
     with frame_progress(total, total - len(todo), progress, on_frame, writer) as finished:
+        if ray is not None:
+            from simreal.render.ray_executor import ray_results
+
+            for result in ray_results(ray, tasks, root=writer.root, init_worker=init_worker, init_args=init_args,
+                                      render_one=render_one, workers=workers):
+                for item in result:
+                    finished(*item)
+            return
+        workers = 1 if workers is None else workers
         if workers == 1 or len(todo) <= 1:
             init_worker(*init_args)
             try:

@@ -10,6 +10,7 @@ Example:
     >>> render_colon_dataset("renders/colon", n=1000, size=256, seed=0, workers=2)   # doctest: +SKIP
     >>> render_colon_dataset("renders/four", n=1000, size=256, seed=0, colons=[1, 2, 3, 4])  # doctest: +SKIP
     >>> render_job("renders/again", read_render_job("renders/four/dataset.json"))  # doctest: +SKIP
+    >>> render_colon_dataset("renders/ray", n=1000, size=256, seed=0, ray="local")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -28,10 +29,13 @@ from simreal.anatomy.mesh import AnatomyMesh, load_mesh
 from simreal.data.format import DatasetInfo, LabelKind
 from simreal.data.writer import DatasetWriter, write_sample_record
 from simreal.errors import SimrealError
-from simreal.render.colonoscopy import MASK_CLASSES, ColonoscopyRenderer
+from simreal.render.colonoscopy import MASK_CLASSES, ColonoscopyRenderer, Frame
 from simreal.render.config import ColonoscopyConfig
 from simreal.render.job import GENERATOR_NAME, RenderJob
 from simreal.render.parallel import FrameHook, chunks, run_frames, sample_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simreal.render.ray_executor import RayCluster
 
 
 def load_anatomy(anatomy: str | Path | None, seed: int) -> tuple[AnatomyMesh, dict[str, Any]]:
@@ -181,30 +185,55 @@ def dataset_info(job: RenderJob, anatomy_info: list[dict[str, Any]]) -> DatasetI
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(anatomies: list[Anatomy], root: str, job: RenderJob) -> None:
-    # Every scene is built once per worker and kept: frames cycle through the anatomies.
+def build_renderers(anatomies: Sequence[Anatomy], job: RenderJob) -> list[tuple[ColonoscopyRenderer, str]]:
+    """(renderer, group) of each anatomy with its Embree scene built: what :func:`render_indexed_frame` takes."""
     renderers = []
     for a in anatomies:
         renderer = ColonoscopyRenderer(a.mesh, job.config)
         renderer.scene  # noqa: B018 - build the Embree scene now, not inside the first frame's timing
         renderers.append((renderer, a.group))
-    _WORKER.update(renderers=renderers, root=Path(root), job=job)
+    return renderers
 
 
-def _render_one(index: int) -> tuple[int, dict[str, float]]:
-    w = _WORKER
-    job: RenderJob = w["job"]
-    timings: dict[str, float] = {}
+def _init_worker(anatomies: list[Anatomy], root: str, job: RenderJob) -> None:
+    # Every scene is built once per worker and kept: frames cycle through the anatomies.
+    _WORKER.update(renderers=build_renderers(anatomies, job), root=Path(root), job=job)
+
+
+def render_indexed_frame(
+    renderers: Sequence[tuple[ColonoscopyRenderer, str]], job: RenderJob, index: int,
+    timings: dict[str, float] | None = None,
+) -> tuple[Frame, str]:
+    """Frame ``index`` of a job, exactly as the dataset holds it: parameters drawn from
+    ``SeedSequence([job.seed, index])`` on anatomy ``index % K``, then rendered.
+
+    Args:
+        renderers: (renderer, group) of the job's K anatomies, in order (:func:`load_anatomies`).
+        job: the resolved job.
+        index: frame index (>= 0; frames past ``job.n`` continue the same sequence).
+        timings: filled with the stages' milliseconds, when given.
+
+    Returns:
+        (the frame, its anatomy's group).
+    """
     t0 = time.perf_counter()
-    k = index % len(w["renderers"])
-    renderer, group = w["renderers"][k]
+    k = index % len(renderers)
+    renderer, group = renderers[k]
     rng = np.random.default_rng(np.random.SeedSequence([job.seed, index]))
     params = dataclasses.replace(renderer.sample(rng), anatomy_index=k)
     t1 = time.perf_counter()
     frame = renderer.render(params, job.size, timings=timings)
+    if timings is not None:
+        timings["sample_ms"] = (t1 - t0) * 1e3
+    return frame, group
+
+
+def _render_one(index: int) -> tuple[int, dict[str, float]]:
+    w = _WORKER
+    timings: dict[str, float] = {}
+    frame, group = render_indexed_frame(w["renderers"], w["job"], index, timings)
     t2 = time.perf_counter()
     write_sample_record(w["root"], frame.record(sample_id(index), group=group), frame.arrays())
-    timings["sample_ms"] = (t1 - t0) * 1e3
     timings["write_ms"] = (time.perf_counter() - t2) * 1e3
     return index, timings
 
@@ -213,9 +242,10 @@ def render_job(
     out_dir: str | Path,
     job: RenderJob,
     *,
-    workers: int = 1,
+    workers: int | None = None,
     progress: bool = True,
     on_frame: FrameHook | None = None,
+    ray: "RayCluster | str | None" = None,
 ) -> Path:
     """Render a :class:`~simreal.render.job.RenderJob` into the dataset folder ``out_dir``.
 
@@ -228,21 +258,30 @@ def render_job(
         out_dir: the dataset folder to create; must not exist. Work happens in ``out_dir.partial``; an
             interrupted run leaves it there and the same call resumes it.
         job: what to render.
-        workers: processes rendering in parallel (>= 1; 1 renders in this process). The bytes do not
-            depend on it.
+        workers: processes rendering in parallel (>= 1; None or 1 renders in this process); with ``ray``,
+            Ray workers (None: one per CPU of the cluster). The bytes do not depend on it.
         progress: show a rich progress bar (frames/s, ETA) on stderr.
         on_frame: called in this process after each frame with (index, timings in ms).
+        ray: render on this Ray cluster instead of local processes
+            (:class:`~simreal.render.ray_executor.RayCluster`, or an address: ``"local"`` starts one on
+            this machine, ``"auto"``, ``"HOST:PORT"``); the same bytes, resume and atomicity. Every node
+            must see ``out_dir``'s parent at the same path.
 
     Returns:
         ``out_dir``, complete.
 
     Raises:
-        SimrealError: bad arguments, missing or corrupt anatomy, existing or unwritable output; nothing
-            is created in those cases.
+        SimrealError: bad arguments, missing or corrupt anatomy, existing or unwritable output, no Ray
+            cluster at the address; nothing is created in those cases.
     """
     out_dir = Path(out_dir)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SimrealError(f"workers must be at least 1, got {workers}")
+    if ray is not None:
+        from simreal.render.ray_executor import as_cluster, check_reachable
+
+        ray = as_cluster(ray)
+        check_reachable(ray)
     if not isinstance(job, RenderJob):
         raise SimrealError(f"job must be a RenderJob, got {type(job).__name__}")
     if out_dir.exists():
@@ -252,9 +291,11 @@ def render_job(
     writer = DatasetWriter(out_dir, dataset_info(job, [a.info for a in anatomies]))
     ids = [sample_id(i) for i in range(job.n)]
     todo = [i for i in range(job.n) if not writer.has(sample_id(i))]
-    run_frames(chunks(todo, workers), total=job.n, writer=writer, init_worker=_init_worker,
+    # With Ray and no worker count the cluster's size is known only once connected: 8-frame tasks then.
+    run_frames(chunks(todo, workers or 1), total=job.n, writer=writer, init_worker=_init_worker,
                init_args=(anatomies, str(writer.root), job), render_one=_render_one, teardown=_WORKER.clear,
-               workers=workers, progress=progress, on_frame=on_frame)
+               workers=workers if workers is not None or ray is not None else 1, progress=progress,
+               on_frame=on_frame, ray=ray)
     return writer.finish(expected_ids=ids)
 
 
@@ -266,10 +307,11 @@ def render_colon_dataset(
     seed: int,
     anatomy: str | Path | Sequence[str | Path] | None = None,
     colons: Sequence[int] | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     config: ColonoscopyConfig | None = None,
     progress: bool = True,
     on_frame: FrameHook | None = None,
+    ray: "RayCluster | str | None" = None,
 ) -> Path:
     """Render ``n`` labelled colonoscopy frames into the dataset folder ``out_dir`` (keyword form of
     :func:`render_job`).
@@ -282,10 +324,11 @@ def render_colon_dataset(
         anatomy: a simreal anatomy PLY, or several.
         colons: seeds of procedural colons ``make_colon(s)``. With both ``anatomy`` and ``colons`` None the
             set renders ``make_colon(seed)``. Frame i renders anatomy ``i % K`` (PLYs first, then colons).
-        workers: processes rendering in parallel (>= 1).
+        workers: processes rendering in parallel (>= 1; None: 1), or Ray workers with ``ray``.
         config: the randomisation ranges (default :class:`ColonoscopyConfig`).
         progress: show a progress bar on stderr.
         on_frame: called in this process after each frame with (index, timings in ms).
+        ray: render on a Ray cluster (see :func:`render_job`).
 
     Returns:
         ``out_dir``, complete.
@@ -300,4 +343,4 @@ def render_colon_dataset(
     paths = () if anatomy is None else (anatomy,) if isinstance(anatomy, (str, Path)) else tuple(anatomy)
     job = RenderJob(n=n, size=size, seed=seed, anatomy=paths, colons=tuple(colons or ()),
                     config=config if config is not None else ColonoscopyConfig())
-    return render_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame)
+    return render_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame, ray=ray)
