@@ -27,7 +27,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from simreal.data.writer import DatasetWriter
@@ -129,10 +129,12 @@ def run_frames(
         if ray is not None:
             from simreal.render.ray_executor import ray_results
 
-            for result in ray_results(ray, tasks, root=writer.root, init_worker=init_worker, init_args=init_args,
-                                      render_one=render_one, workers=workers):
-                for item in result:
-                    finished(*item)
+            # closing(): an error here (Ctrl-C, on_frame) stops the actors now, not when the traceback is freed.
+            with closing(ray_results(ray, tasks, root=writer.root, init_worker=init_worker, init_args=init_args,
+                                     render_one=render_one, workers=workers)) as results:
+                for result in results:
+                    for item in result:
+                        finished(*item)
             return
         workers = 1 if workers is None else workers
         if workers == 1 or len(todo) <= 1:
