@@ -15,8 +15,10 @@ def test_bench_render_reports_every_figure():
     assert [r.workers for r in runs] == [1, 2]
     for r in runs:
         assert r.n == 4 and r.frames_per_s > 0 and r.steady_frames_per_s > 0 and r.peak_rss_mb > 0
-        assert {"cast_ms", "shade_ms", "write_ms", "sample_ms"} <= set(r.stage_ms)
+        assert {"cast_ms", "rays_ms", "hit_ms", "surface_ms", "shade_ms", "write_ms", "sample_ms"} <= set(r.stage_ms)
         assert all(v > 0 for v in r.stage_ms.values())
+        assert r.stage_ms["rays_ms"] + r.stage_ms["hit_ms"] + r.stage_ms["surface_ms"] <= r.stage_ms["cast_ms"]
+        assert r.cpu_ms_per_frame >= 0  # clock ticks of 10 ms: a 4-frame run may see none
     assert len(runs[0].rss_mb) == 3
     assert runs[0].workers_rss_mb == () and len(runs[1].workers_rss_mb) == 3  # worker RSS sampled for > 1 worker
     assert all(x > 0 for x in runs[1].workers_rss_mb)
@@ -31,3 +33,4 @@ def test_bench_render_cli(monkeypatch, capsys):
     assert exc.value.code in (None, 0)
     out = capsys.readouterr().out
     assert "render 16x16 workers=1:" in out and "frames/s" in out and "cast" in out and "peak RSS" in out
+    assert "CPU" in out and "hit" in out

@@ -140,3 +140,43 @@ def test_stored_intrinsics_project_points_onto_the_pixels_the_renderer_shows(mod
         else:
             got, _ = cv2.fisheye.projectPoints(marker[None, None], rvec, tvec, k, np.array([*distortion, 0, 0, 0.0]))
         assert np.allclose(got.reshape(2), pixel, atol=1e-6)
+
+
+def _plain_rays(cam) -> tuple[np.ndarray, np.ndarray]:
+    """The ray formula written out once for all (H * W, 3) pixels, float64 then float32: what the cached,
+    separable / quadrant construction must reproduce bit for bit."""
+    from simreal.render.camera import _undistort_theta
+    from simreal.render.config import FISHEYE_MAX_THETA_DEG
+
+    x = np.broadcast_to(((np.arange(cam.width) - cam.cx) / cam.fx)[None, :], (cam.height, cam.width)).ravel()
+    y = np.broadcast_to(((np.arange(cam.height) - cam.cy) / cam.fy)[:, None], (cam.height, cam.width)).ravel()
+    valid = np.ones(x.shape, bool)
+    if cam.model == "pinhole":
+        d = np.stack([x, y, np.ones_like(x)], axis=1)
+    else:
+        r = np.hypot(x, y)
+        theta = _undistort_theta(r, tuple(cam.distortion)) if cam.distortion else r
+        valid = theta < math.radians(FISHEYE_MAX_THETA_DEG)
+        theta = np.minimum(theta, math.radians(FISHEYE_MAX_THETA_DEG))
+        s = np.where(r > 0, np.sin(theta) / np.maximum(r, 1e-300), 1.0)
+        d = np.stack([x * s, y * s, np.cos(theta)], axis=1)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return d.astype(np.float32), valid
+
+
+@pytest.mark.parametrize("model,distortion", [("pinhole", ()), ("fisheye", ()), ("fisheye", (0.07,)), ("fisheye", (-0.04,))])
+@pytest.mark.parametrize("width,height", [(16, 16), (15, 9), (8, 13), (1, 4)])
+@pytest.mark.parametrize("cx_shift", [0.0, 0.3])
+def test_rays_equal_the_plain_per_pixel_formula_bit_for_bit(model, distortion, width, height, cx_shift):
+    """Every frame draws its own field of view, so the rays are rebuilt per frame from 1-D offsets or one
+    quadrant; the result must be the very bits of the per-pixel formula (labels must not move)."""
+    import dataclasses
+
+    from simreal.data.format import Camera
+
+    cam = make_camera(width, height, fov_deg=123.4, model=model, distortion=distortion)
+    cam = Camera(**{**dataclasses.asdict(cam), "cx": cam.cx + cx_shift})  # off-centre: no quadrant shortcut
+    d, valid = _plain_rays(cam)
+    assert camera_rays(cam).tobytes() == d.tobytes()
+    assert camera_rays_columns(cam).tobytes() == np.ascontiguousarray(d.T).tobytes()
+    assert np.array_equal(camera_ray_valid(cam), valid)

@@ -8,6 +8,7 @@ gets from ``simreal render colon``.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import tempfile
 import time
@@ -29,6 +30,20 @@ def _rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
+def _cpu_s(pid: int | str = "self") -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere or when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _all_cpu_s() -> float:
+    """CPU seconds of this process and its live multiprocessing children (the render workers)."""
+    return _cpu_s() + sum(_cpu_s(p.pid) for p in multiprocessing.active_children() if p.pid is not None)
+
+
 def _workers_rss_mb() -> float:
     """Summed RSS (MiB) of this process's live multiprocessing children (the render workers)."""
     return float(sum(_rss_mb(p.pid) for p in multiprocessing.active_children() if p.pid is not None))
@@ -44,7 +59,12 @@ class RenderRun:
         wall_s: wall time of the whole call (process start-up and mesh preparation included).
         frames_per_s: n / wall_s.
         steady_frames_per_s: frames/s between the first 10% and the last frame (start-up excluded).
-        stage_ms: mean per-frame milliseconds of each stage inside a worker (sample, cast, shade, write).
+        stage_ms: mean per-frame milliseconds (wall) of each stage inside a worker: sample, cast (of it:
+            rays, hit, surface), shade, write.
+        cpu_ms_per_frame: CPU time (user + system) of this process and its worker processes per frame,
+            between the first 10% and the last frame (start-up excluded): what a frame costs a core
+            whatever else shares the machine; ``1000 * cores / cpu_ms_per_frame`` is about the frames/s
+            that many quiet cores reach.
         rss_mb: this (parent) process's RSS (MiB) after 10%, 50% and 100% of the frames; with 1 worker the
             rendering happens in this process.
         workers_rss_mb: with > 1 worker, the summed RSS (MiB) of the worker processes at the same
@@ -58,6 +78,7 @@ class RenderRun:
     frames_per_s: float
     steady_frames_per_s: float
     stage_ms: dict[str, float] = field(default_factory=dict)
+    cpu_ms_per_frame: float = 0.0
     rss_mb: tuple[float, ...] = ()
     workers_rss_mb: tuple[float, ...] = ()
     peak_rss_mb: float = 0.0
@@ -108,12 +129,15 @@ def bench_render(
             stages: dict[str, list[float]] = {}
             rss: list[float] = []
             workers_rss: list[float] = []
+            cpu: list[float] = []
             marks = {max(1, n // 10), max(1, n // 2), n}
 
             def on_frame(index: int, timings: dict[str, float]) -> None:
                 stamps.append(time.perf_counter())
                 for k, v in timings.items():
                     stages.setdefault(k, []).append(v)
+                if len(stamps) in (max(1, n // 10), n):
+                    cpu.append(_all_cpu_s())
                 if len(stamps) in marks:
                     rss.append(_rss_mb())
                     if w > 1:
@@ -134,6 +158,7 @@ def bench_render(
                 RenderRun(
                     workers=w, n=n, wall_s=wall, frames_per_s=n / wall, steady_frames_per_s=steady,
                     stage_ms={k: float(np.mean(v)) for k, v in sorted(stages.items())},
+                    cpu_ms_per_frame=(cpu[-1] - cpu[0]) / (n - k) * 1e3 if n > k and len(cpu) == 2 else 0.0,
                     rss_mb=tuple(rss), workers_rss_mb=tuple(workers_rss), peak_rss_mb=peak,
                 )
             )

@@ -36,7 +36,8 @@ def render(
             rss += f"; {r.workers} workers together " + " -> ".join(f"{x:.0f}" for x in r.workers_rss_mb)
         console.print(
             f"render {size}x{size} workers={r.workers}: {r.frames_per_s:.1f} frames/s overall, "
-            f"{r.steady_frames_per_s:.1f} frames/s steady; per frame in a worker (ms): {stages}; "
+            f"{r.steady_frames_per_s:.1f} frames/s steady; CPU {r.cpu_ms_per_frame:.1f} ms per frame (all "
+            f"processes); per frame in a worker (ms): {stages}; "
             f"RSS at 10/50/100% (MiB): {rss}; peak RSS {r.peak_rss_mb:.0f} MiB",
             soft_wrap=True,
         )

@@ -8,7 +8,9 @@ depend only on the array: no timestamps.
 from __future__ import annotations
 
 import logging
+import struct
 import warnings
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -17,26 +19,49 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from simreal.atomic import atomic_path
+from simreal.atomic import atomic_path, write_bytes
 from simreal.errors import SimrealError
 
 #: Extensions read as ordinary images by :func:`read_rgb` / :func:`read_gray`.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
-# zlib level 1: deterministic, a third of the size of raw, a few ms per 256^2 frame.
-_PNG_COMPRESS_LEVEL = 1
+def encode_png(array: np.ndarray) -> bytes:
+    """The bytes of an 8-bit PNG of (H, W) grey or (H, W, 3) RGB uint8 data (no timestamp or other
+    metadata: the bytes depend only on the array).
+
+    Encoded here rather than by Pillow, which costs 10 ms per noisy 256^2 RGB frame (it tries every row
+    filter, then runs zlib's full match search): every row gets the Sub filter (difference to the pixel on
+    its left, computed for the whole image at once) and zlib's run-length strategy at level 1, 2.6 ms and
+    8% smaller on rendered frames, and a fifth of the size on label maps (long runs of one id).
+    """
+    h, w = array.shape[:2]
+    c = 1 if array.ndim == 2 else 3
+    rows = array.reshape(h, w * c)
+    body = np.empty((h, w * c + 1), np.uint8)
+    body[:, 0] = 1  # filter type Sub
+    body[:, 1 : 1 + c] = rows[:, :c]
+    np.subtract(rows[:, c:], rows[:, :-c], out=body[:, 1 + c :])  # uint8: modulo 256, as PNG defines it
+    packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = packer.compress(body) + packer.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0)  # 8 bit, RGB or grey, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write an 8-bit PNG: (H, W) grey / class ids or (H, W, 3) RGB, dtype uint8."""
+    """Write an 8-bit PNG: (H, W) grey / class ids or (H, W, 3) RGB, dtype uint8 (:func:`encode_png`)."""
     path = Path(path)
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise SimrealError(f"PNG needs uint8 data, got {array.dtype}", path)
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise SimrealError(f"PNG needs (H, W) or (H, W, 3) data, got shape {array.shape}", path)
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
+    if array.size == 0:
+        raise SimrealError(f"PNG needs at least one pixel, got shape {array.shape}", path)
+    write_bytes(path, encode_png(np.ascontiguousarray(array)))
 
 
 def write_tiff(path: str | Path, array: np.ndarray) -> None:

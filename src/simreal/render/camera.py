@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -103,30 +104,85 @@ def _undistort_theta(theta_d: np.ndarray, distortion: tuple[float, ...]) -> np.n
     return theta
 
 
+def _unfold(quadrant: np.ndarray, h: int, w: int, flip_x: bool, flip_y: bool) -> np.ndarray:
+    """The (H, W) grid of a quantity computed on the bottom-right quadrant (rows >= H // 2, cols >= W // 2)
+    of a centred camera, mirrored into the other three (negated across an axis where ``flip_*``).
+
+    Mirroring is exact: with ``cx = (W - 1) / 2`` the offsets ``c - cx`` of mirrored columns are exact
+    negatives of each other, and everything computed from them is odd or even in them.
+    """
+    out = np.empty((h, w), quadrant.dtype)
+    out[h // 2 :, w // 2 :] = quadrant
+    left = quadrant[:, ::-1][:, : w // 2]
+    out[h // 2 :, : w // 2] = -left if flip_x else left
+    top = out[h // 2 :][::-1][: h // 2]
+    out[: h // 2] = -top if flip_y else top
+    return out
+
+
+def _fisheye_directions(
+    x: np.ndarray, y: np.ndarray, distortion: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Unnormalised (dx, dy, dz) and validity of equidistant fisheye rays at normalised offsets (x, y)."""
+    r = np.hypot(x, y)  # = theta_d
+    theta = _undistort_theta(r, distortion) if distortion else r
+    valid = theta < math.radians(FISHEYE_MAX_THETA_DEG)
+    theta = np.minimum(theta, math.radians(FISHEYE_MAX_THETA_DEG))
+    s = np.where(r > 0, np.sin(theta) / np.maximum(r, 1e-300), 1.0)
+    return x * s, y * s, np.cos(theta), valid
+
+
 @lru_cache(maxsize=16)
 def _rays_cached(
     width: int, height: int, fx: float, fy: float, cx: float, cy: float, model: str, distortion: tuple[float, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    cols = np.arange(width, dtype=np.float64)  # pixel centres at integer coordinates (OpenCV)
-    rows = np.arange(height, dtype=np.float64)
-    x = np.broadcast_to(((cols - cx) / fx)[None, :], (height, width)).ravel()
-    y = np.broadcast_to(((rows - cy) / fy)[:, None], (height, width)).ravel()
-    valid = np.ones(x.shape, dtype=bool)
+) -> tuple[np.ndarray, np.ndarray]:
+    """(3, H * W) float32 unit directions and (H * W,) bool validity, read-only."""
+    # Every frame draws its own field of view, so this cache rarely hits in a dataset: the grid is built
+    # from 1-D offsets (pinhole: separable) or on one quadrant (fisheye, centred principal point), with
+    # the same float64 operations per pixel as the plain (H * W, 3) formula, so the rays are the same bits.
+    h, w = height, width
+    x1 = (np.arange(w, dtype=np.float64) - cx) / fx  # pixel centres at integer coordinates (OpenCV)
+    y1 = (np.arange(h, dtype=np.float64) - cy) / fy
+    d_t = np.empty((3, h * w), np.float32)
     if model == "pinhole":
-        d = np.stack([x, y, np.ones_like(x)], axis=1)
+        valid = np.ones(h * w, dtype=bool)
+        # |(x, y, 1)| = sqrt((x^2 + y^2) + 1): the order np.linalg.norm sums the three squares in.
+        norm = np.sqrt(np.add.outer(y1 * y1, x1 * x1) + 1.0)
+        for i, a in enumerate((x1[None, :], y1[:, None], 1.0)):
+            d_t[i] = (a / norm).ravel()
     else:
-        r = np.hypot(x, y)  # = theta_d
-        theta = _undistort_theta(r, distortion) if distortion else r
-        valid = theta < math.radians(FISHEYE_MAX_THETA_DEG)
-        theta = np.minimum(theta, math.radians(FISHEYE_MAX_THETA_DEG))
-        s = np.where(r > 0, np.sin(theta) / np.maximum(r, 1e-300), 1.0)
-        d = np.stack([x * s, y * s, np.cos(theta)], axis=1)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    d = d.astype(np.float32)
-    d_t = np.ascontiguousarray(d.T)
-    for a in (d, d_t, valid):
+        centred = cx == (w - 1) / 2.0 and cy == (h - 1) / 2.0
+        # Newton's undistortion costs the most here: on a centred camera every radius occurs in the
+        # bottom-right quadrant, so only that quarter is computed (the same values: the iteration count
+        # depends on the largest step, which the quadrant holds too).
+        xs, ys = (x1[w // 2 :], y1[h // 2 :]) if centred else (x1, y1)
+        gx = np.ascontiguousarray(np.broadcast_to(xs[None, :], (len(ys), len(xs))))
+        gy = np.ascontiguousarray(np.broadcast_to(ys[:, None], (len(ys), len(xs))))
+        dx, dy, dz, valid = _fisheye_directions(gx, gy, distortion)
+        norm = np.sqrt((dx * dx + dy * dy) + dz * dz)
+        parts = [dx / norm, dy / norm, dz / norm]
+        if centred:
+            parts = [_unfold(a, h, w, i == 0, i == 1) for i, a in enumerate(parts)]
+            valid = _unfold(valid, h, w, False, False)
+        for i, a in enumerate(parts):
+            d_t[i] = a.ravel()
+        valid = valid.ravel()
+    for a in (d_t, valid):
         a.setflags(write=False)
-    return d, d_t, valid
+    return d_t, valid
+
+
+@lru_cache(maxsize=16)
+def _rays_rows_cached(*intrinsics: Any) -> np.ndarray:
+    # Only for callers that want one row per ray: the renderer reads the columns.
+    d = np.ascontiguousarray(_rays_cached(*intrinsics)[0].T)
+    d.setflags(write=False)
+    return d
+
+
+def _intrinsics(camera: Camera) -> tuple[Any, ...]:
+    return (camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy, camera.model,
+            tuple(camera.distortion))
 
 
 def camera_rays(camera: Camera) -> np.ndarray:
@@ -140,26 +196,34 @@ def camera_rays(camera: Camera) -> np.ndarray:
         frames). Fisheye pixels beyond :data:`FISHEYE_MAX_THETA_DEG` get a clamped direction; see
         :func:`camera_ray_valid`.
     """
-    return _rays_cached(
-        camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy, camera.model,
-        tuple(camera.distortion),
-    )[0]
+    return _rays_rows_cached(*_intrinsics(camera))
 
 
 def camera_ray_valid(camera: Camera) -> np.ndarray:
     """(H * W,) bool: which pixels carry a ray (all for pinhole; inside the image circle for fisheye)."""
-    return _rays_cached(
-        camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy, camera.model,
-        tuple(camera.distortion),
-    )[2]
+    return _rays_cached(*_intrinsics(camera))[1]
 
 
 def camera_rays_columns(camera: Camera) -> np.ndarray:
     """The same directions as :func:`camera_rays`, as a (3, H * W) float32 array (one row per axis)."""
-    return _rays_cached(
-        camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy, camera.model,
-        tuple(camera.distortion),
-    )[1]
+    return _rays_cached(*_intrinsics(camera))[0]
+
+
+def rotate_columns(rot: np.ndarray, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``rot @ cols`` for a (3, 3) matrix and (3, M) float32 columns, elementwise: a BLAS call here may
+    start threads that fight the other render workers for cores.
+
+    Args:
+        rot: (3, 3) float32.
+        cols: (3, M) float32.
+        out: (3, M) float32 to write into, e.g. ``rows.T`` of an (M, 3) array; a new array if None.
+    """
+    out = np.empty_like(cols) if out is None else out
+    for i in range(3):
+        np.multiply(cols[0], rot[i, 0], out=out[i])
+        out[i] += cols[1] * rot[i, 1]
+        out[i] += cols[2] * rot[i, 2]
+    return out
 
 
 def rays_to_world(directions: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,14 +237,8 @@ def rays_to_world(directions: np.ndarray, pose: np.ndarray) -> tuple[np.ndarray,
         origins (N, 3) float32 and directions (N, 3) float32, world frame.
     """
     pose = np.asarray(pose, dtype=np.float64)
-    rot = pose[:3, :3].astype(np.float32)
-    # Elementwise rather than ``directions @ rot.T``: a BLAS call here may start threads that fight the
-    # other render workers for cores.
-    world = np.empty_like(directions, dtype=np.float32)
-    for i in range(3):
-        np.multiply(directions[:, 0], rot[i, 0], out=world[:, i])
-        world[:, i] += directions[:, 1] * rot[i, 1]
-        world[:, i] += directions[:, 2] * rot[i, 2]
+    world = np.empty((len(directions), 3), np.float32)
+    rotate_columns(pose[:3, :3].astype(np.float32), directions.T, out=world.T)
     origins = np.empty_like(world)
     origins[:] = pose[:3, 3].astype(np.float32)
     return origins, world

@@ -510,7 +510,8 @@ def render_frame(
         params: from :func:`sample_frame_params` (or a record's ``params`` dict).
         size: S (square) or (H, W) pixels.
         normals: include the normals array.
-        timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages).
+        timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages) and the
+            parts of the cast (:func:`~simreal.render.raycast.cast_camera`).
 
     Returns:
         The :class:`Frame`, in the training look, or in the realistic look when ``params.realism`` is set
@@ -521,7 +522,7 @@ def render_frame(
     params = _as_params(params)
     t0 = time.perf_counter()
     camera = params.camera(size)
-    geo = cast_camera(scene, camera)
+    geo = cast_camera(scene, camera, timings=timings)
     t1 = time.perf_counter()
     if params.realism is None:
         image = shade(geo, params.shading, polyp_class=POLYP)

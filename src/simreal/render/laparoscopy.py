@@ -287,12 +287,8 @@ class _Placer:
         """Distance (inf = none) and face (-1 = none) of the first hit of unit rays from one origin."""
         d = np.ascontiguousarray(np.atleast_2d(directions), dtype=np.float32)
         o = np.ascontiguousarray(np.broadcast_to(np.asarray(origin, np.float32), d.shape))
-        prim = self.embree.first_hit(o, d)
-        t = np.full(len(d), np.inf)
-        hit = prim >= 0
-        if hit.any():
-            s = self.embree.surface_at(o[0], np.ascontiguousarray(d[hit].T), prim[hit])
-            t[hit] = s["t"]
+        prim, t_hit, _, _ = self.embree.intersect(o, d)
+        t = np.where(prim >= 0, t_hit, np.inf).astype(np.float64)
         return t, prim
 
 
