@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from simreal.errors import SimrealError
+from simreal.tasks.config import Strategy, check_distributed
 
 Norm = Literal["none", "batch", "instance"]
 Psi = Literal["identity", "grayscale", "lowpass"]
@@ -43,6 +44,9 @@ class EngineConfig:
         n_samples: rows of the sample grid.
         num_workers: DataLoader worker processes (0 = load in the training process).
         accelerator, devices, precision: passed to ``lightning.Trainer``.
+        strategy, num_nodes: several processes (``devices`` x ``num_nodes``): "auto", "ddp" (re-runs the
+            command line: the CLI, GPUs, nodes) or "ddp_spawn" (from Python code); each process takes
+            ``batch_size / processes`` images of every step's batch (see :mod:`simreal.tasks.distributed`).
     """
 
     steps: int = 10000
@@ -54,9 +58,12 @@ class EngineConfig:
     num_workers: int = 0
     accelerator: str = "auto"
     devices: str = "auto"
+    strategy: Strategy = "auto"
+    num_nodes: int = 1
     precision: str = "32-true"
 
     def __post_init__(self) -> None:
+        check_distributed(self.devices, self.strategy, self.num_nodes)
         for name in ("steps", "checkpoint_every", "sample_every", "log_every", "n_samples"):
             if getattr(self, name) < 1:
                 raise SimrealError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -67,7 +74,8 @@ class EngineConfig:
 
 
 #: EngineConfig fields a resumed run may change: how long and where it runs, not what it learns.
-RESUMABLE_FIELDS = ("steps", "checkpoint_every", "sample_every", "log_every", "n_samples", "num_workers", "accelerator", "devices")
+RESUMABLE_FIELDS = ("steps", "checkpoint_every", "sample_every", "log_every", "n_samples", "num_workers", "accelerator", "devices",
+                    "strategy", "num_nodes")
 
 
 @dataclass(frozen=True)

@@ -28,18 +28,22 @@ and the data loader is rebuilt at each epoch start from the step the module is a
 starts from an epoch boundary Lightning knows how to restore. Losses go straight to the loggers every
 ``log_every`` steps (one host sync per log, none per step).
 
-Multi-device runs: ``devices`` and ``precision`` are passed to Lightning. With more than one device,
-each rank draws its own images (the rank is part of every draw's seed) and keeps its own method state (a
-history buffer per rank); gradients are averaged by DDP, with ``find_unused_parameters`` on because a
-generator update leaves the discriminator's weights without gradients. Checkpoints hold rank 0's method
-state, which every rank loads on resume, so bit-identical resume is a single-device guarantee. DDP has been
-smoke-tested on CPU (2 processes), not yet on several GPUs.
+Several processes (``devices`` x ``num_nodes``, ``strategy`` "ddp" or "ddp_spawn"; see
+:mod:`simreal.tasks.distributed`): every rank draws the one-process batch of step k and keeps its slice of
+``batch_size / processes`` images along the batch dimension (dim 1 of :class:`~simreal.adapt.data.UnpairedBatches`'
+``(draws, batch, C, H, W)``, else a ``batch_dim`` attribute of the data, default 0), so the processes together
+train on exactly the images one process would; DDP averages the gradients, with ``find_unused_parameters`` on
+because a generator update leaves the discriminator's weights without gradients. The global RNGs are seeded
+with (seed, step, rank), so in-method noise differs per rank, and each rank keeps its own method state (a
+history buffer per rank): a method without either matches one process up to float summation order.
+Checkpoints hold rank 0's method state, which every rank loads on resume; only rank 0 writes. Tested on CPU
+(2 gloo processes); not yet on several GPUs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import random
 import warnings
 from pathlib import Path
@@ -54,11 +58,13 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset
 
 from simreal.adapt.config import RESUMABLE_FIELDS, EngineConfig
+from simreal.adapt.data import UnpairedBatches
 from simreal.adapt.method import AdversarialMethod
 from simreal.adapt.runs import CHECKPOINT, RunConfig, check_run_folder, load_adapt_checkpoint, trim_metrics, trim_samples
 from simreal.configs import to_plain, write_config_file
 from simreal.data.images import write_png
 from simreal.errors import SimrealError
+from simreal.tasks import distributed as dist
 
 __all__ = ["EngineConfig", "RESUMABLE_FIELDS", "StepData", "fit", "image_grid", "seed_step"]
 
@@ -120,14 +126,37 @@ def image_grid(columns: Mapping[str, torch.Tensor], gap: int = 2) -> np.ndarray:
 # -- the Lightning module ----------------------------------------------------------------------------------
 
 
-class _Steps(Dataset):
-    """``data[step]`` plus the step itself, for a loader whose sampler yields step numbers."""
+def batch_dim(data: StepData) -> int:
+    """The dimension of every tensor of ``data[step]`` that indexes the images of the mini-batch."""
+    return int(getattr(data, "batch_dim", 1 if isinstance(data, UnpairedBatches) else 0))
 
-    def __init__(self, data: StepData):
-        self.data = data
+
+def shard(batch: Mapping[str, torch.Tensor], rank: int, processes: int, dim: int = 0) -> dict[str, torch.Tensor]:
+    """Rank ``rank``'s contiguous slice (of ``processes`` equal ones) of every tensor along ``dim``.
+
+    Raises:
+        SimrealError: a batch that ``processes`` cannot share equally (naming the tensor and its shape).
+    """
+    if processes == 1:
+        return dict(batch)
+    out = {}
+    for k, v in batch.items():
+        if v.shape[dim] % processes:
+            raise SimrealError(f"batch tensor {k!r} of shape {tuple(v.shape)} cannot be shared by {processes} processes "
+                               f"along dim {dim}: give a --batch-size that is a multiple of {processes}")
+        n = v.shape[dim] // processes
+        out[k] = v.narrow(dim, rank * n, n)
+    return out
+
+
+class _Steps(Dataset):
+    """``data[step]`` (this rank's share of it) plus the step itself, for a loader whose sampler yields steps."""
+
+    def __init__(self, data: StepData, rank: int = 0, processes: int = 1):
+        self.data, self.rank, self.processes, self.dim = data, rank, processes, batch_dim(data)
 
     def __getitem__(self, step: int) -> dict[str, Any]:
-        return {**self.data[step], "_step": int(step)}
+        return {**shard(self.data[step], self.rank, self.processes, self.dim), "_step": int(step)}
 
 
 class _EngineModule(L.LightningModule):
@@ -162,11 +191,10 @@ class _EngineModule(L.LightningModule):
         e = self.engine
         start = self.iteration
         end = min(e.steps, (start // e.checkpoint_every + 1) * e.checkpoint_every)
-        if hasattr(self.data, "rank"):
-            self.data.rank = self.global_rank  # type: ignore[attr-defined]
+        # Every rank draws the one-process batch of each step (the data's own rank stays 0) and keeps its share.
         return DataLoader(
-            _Steps(self.data), sampler=range(start, end), batch_size=None, num_workers=e.num_workers,
-            pin_memory=False,
+            _Steps(self.data, self.global_rank, self.trainer.world_size), sampler=range(start, end), batch_size=None,
+            num_workers=e.num_workers, pin_memory=False,
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -202,16 +230,19 @@ class _EngineModule(L.LightningModule):
         self._flush_logs()
         for logger in self.trainer.loggers:
             logger.save()
-        path = Path(self.run_config.out) / CHECKPOINT
-        tmp = path.with_name(f".{path.name}.tmp")
-        self.trainer.save_checkpoint(tmp, weights_only=False)
-        if self.trainer.is_global_zero:
-            os.replace(tmp, path)
+        # Rank 0 writes, through AtomicCheckpointIO (a temporary file renamed over the old one).
+        self.trainer.save_checkpoint(Path(self.run_config.out) / CHECKPOINT, weights_only=False)
 
     def _flush_logs(self) -> None:
         if not self._sums:
             return
-        metrics = {k: float((self._sums[k] / self._counts[k]).item()) for k in sorted(self._sums)}
+        keys = sorted(self._sums)
+        means = torch.stack([self._sums[k] / self._counts[k] for k in keys])
+        if self.trainer.world_size > 1:
+            # Every rank flushes at the same steps with the same keys: the mean over ranks of equal shares is
+            # the mean over the whole batch (one collective per log, none per step).
+            means = self.trainer.strategy.reduce(means, reduce_op="mean")
+        metrics = {k: float(v) for k, v in zip(keys, means.tolist())}
         self._sums, self._counts = {}, {}
         self.latest = metrics
         for logger in self.trainer.loggers:
@@ -289,16 +320,12 @@ def _devices(value: str) -> int | str:
     return int(value) if str(value).isdigit() else value
 
 
-def _strategy(accelerator: str, devices: int | str) -> str:
-    """DDP that tolerates parameters without gradients when the run may use several devices, else auto.
-
-    A generator update freezes the discriminator, so plain DDP would wait forever for its gradients.
-    """
-    if isinstance(devices, int) and devices > 1:
-        return "ddp_find_unused_parameters_true"
-    if devices in ("auto", -1, "-1") and accelerator in ("auto", "gpu", "cuda") and torch.cuda.device_count() > 1:
-        return "ddp_find_unused_parameters_true"
-    return "auto"
+def _prepare_run_folder(run: Path, config: RunConfig, start: int) -> None:
+    """Rank 0, once every process has started: the config next to the outputs, logs and grids cut to ``start``."""
+    (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    write_config_file(run / "config.json", config)
+    trim_metrics(run, start)
+    trim_samples(run, start)
 
 
 def _trainer(**kw: Any) -> L.Trainer:
@@ -351,7 +378,7 @@ def fit(
     tag = {"kind": "adapt", "method": method.name, "config": to_plain(config)}
     module = _EngineModule(method, data, config, tag)
 
-    cbs: list[Callback] = [*callbacks]
+    cbs: list[Callback] = [dist.RankZeroSetup(functools.partial(_prepare_run_folder, run, config, start)), *callbacks]
     if progress:
         cbs.append(_Progress(e.steps, f"adapt {method.name}"))
     chatty = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
@@ -360,6 +387,7 @@ def fit(
         for lg in chatty:
             lg.setLevel(logging.WARNING)  # "GPU available: False" and tips are noise in a library call
     devices = _devices(e.devices)
+    dist.check_devices(e.accelerator, e.devices)
     try:
         with warnings.catch_warnings():
             # Expected here: no workers on CPU, a non-empty log folder on resume, short epochs.
@@ -371,7 +399,11 @@ def fit(
                 default_root_dir=run,
                 accelerator=e.accelerator,
                 devices=devices,
-                strategy=_strategy(e.accelerator, devices),
+                num_nodes=e.num_nodes,
+                # DDP that tolerates parameters without gradients: a generator update freezes the
+                # discriminator, so plain DDP would wait forever for its gradients.
+                strategy=dist.lightning_strategy(e.strategy, e.accelerator, e.devices, find_unused_parameters=True),
+                plugins=[dist.AtomicCheckpointIO()],
                 precision=e.precision,
                 max_epochs=-1,
                 max_steps=-1,
@@ -389,13 +421,14 @@ def fit(
                 limit_val_batches=0,
                 log_every_n_steps=1,
             )
-            run.mkdir(parents=True, exist_ok=True)
-            (run / "checkpoints").mkdir(exist_ok=True)
-            write_config_file(run / "config.json", config)
-            trim_metrics(run, start)
-            trim_samples(run, start)
+            processes = dist.world_size(trainer)
+            if processes > 1 and isinstance(getattr(data, "batch_size", None), int):
+                dist.check_batch(data.batch_size, processes)  # type: ignore[attr-defined]
             if start < e.steps:
+                # config.json and the trimming are written by rank 0 once all processes run (RankZeroSetup).
                 trainer.fit(module, ckpt_path=None if resume_from is None else str(resume_from))
+            else:
+                _prepare_run_folder(run, config, start)
     finally:
         for lg, lv in zip(chatty, levels):
             lg.setLevel(lv)

@@ -42,6 +42,11 @@ def _given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+_DEVICES_HELP = "Devices (processes) per node: auto, 1, 2, ... or GPU ids 0,1; --batch-size is shared by all processes."
+_STRATEGY_HELP = "auto, ddp (re-runs this command in each process; GPUs, nodes) or ddp_spawn (multiprocessing)."
+_NODES_HELP = "Machines (each runs this command with NODE_RANK, MASTER_ADDR, MASTER_PORT set); needs --strategy ddp."
+
+
 def _opt(flag: str, text: str, default: object) -> Any:
     """An option whose absence means "from --config, else the config default" (shown in --help)."""
     return typer.Option(None, flag, help=text, show_default=str(default))
@@ -76,7 +81,9 @@ def reverse(
     checkpoint_every: Optional[int] = _opt("--checkpoint-every", "Write checkpoints/last.ckpt every N steps.", _E.checkpoint_every),
     log_every: Optional[int] = _opt("--log-every", "Average and log the losses every N steps.", _E.log_every),
     workers: Optional[int] = _opt("--workers", "DataLoader worker processes.", _E.num_workers),
-    devices: Optional[str] = _opt("--devices", "Lightning devices: auto, 1, 2, ...", _E.devices),
+    devices: Optional[str] = _opt("--devices", _DEVICES_HELP, _E.devices),
+    strategy: Optional[str] = _opt("--strategy", _STRATEGY_HELP, _E.strategy),
+    num_nodes: Optional[int] = _opt("--num-nodes", _NODES_HELP, _E.num_nodes),
     accelerator: Optional[str] = _opt("--accelerator", "Lightning accelerator: auto, cpu, gpu.", _E.accelerator),
     precision: Optional[str] = _opt("--precision", "32-true, 16-mixed, bf16-mixed.", _E.precision),
     seed: Optional[int] = _opt("--seed", "Seed of the weights and of every step's draws.", _E.seed),
@@ -97,7 +104,8 @@ def reverse(
                           lambda_reg=lambda_reg, psi=psi, psi_sigma=psi_sigma, history_size=history,
                           pretrain_r=pretrain_r, pretrain_d=pretrain_d, k_r=k_r, k_d=k_d, lr_r=lr_r, lr_d=lr_d),
         "engine": _given(steps=steps, sample_every=sample_every, checkpoint_every=checkpoint_every, log_every=log_every,
-                         num_workers=workers, devices=devices, accelerator=accelerator, precision=precision, seed=seed),
+                         num_workers=workers, devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator,
+                         precision=precision, seed=seed),
         **_given(out=None if out is None else str(out)),
     }
     merged = merge(base, flags)
@@ -274,7 +282,9 @@ def forward(
     checkpoint_every: Optional[int] = _opt("--checkpoint-every", "Write checkpoints/last.ckpt every N steps.", _E.checkpoint_every),
     log_every: Optional[int] = _opt("--log-every", "Average and log the losses every N steps.", _E.log_every),
     workers: Optional[int] = _opt("--workers", "DataLoader worker processes.", _E.num_workers),
-    devices: Optional[str] = _opt("--devices", "Lightning devices: auto, 1, 2, ...", _E.devices),
+    devices: Optional[str] = _opt("--devices", _DEVICES_HELP, _E.devices),
+    strategy: Optional[str] = _opt("--strategy", _STRATEGY_HELP, _E.strategy),
+    num_nodes: Optional[int] = _opt("--num-nodes", _NODES_HELP, _E.num_nodes),
     accelerator: Optional[str] = _opt("--accelerator", "Lightning accelerator: auto, cpu, gpu.", _E.accelerator),
     precision: Optional[str] = _opt("--precision", "32-true, 16-mixed, bf16-mixed.", _E.precision),
     seed: Optional[int] = _opt("--seed", "Seed of the weights and of every step's draws.", _E.seed),
@@ -317,7 +327,8 @@ def forward(
                        size=None if size is None else parse_size(size), batch_size=batch_size, mode=mode),
         method_field(name): method_flags,
         "engine": _given(steps=steps, sample_every=sample_every, checkpoint_every=checkpoint_every, log_every=log_every,
-                         num_workers=workers, devices=devices, accelerator=accelerator, precision=precision, seed=seed),
+                         num_workers=workers, devices=devices, strategy=strategy, num_nodes=num_nodes, accelerator=accelerator,
+                         precision=precision, seed=seed),
         **_given(out=None if out is None else str(out)),
         "method": name,
     }
