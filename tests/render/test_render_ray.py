@@ -88,9 +88,10 @@ def test_cli_ray(cluster, monkeypatch, capsys, tmp_path, anatomy, reference):
     assert _bytes(out) == _bytes(reference)
 
 
-def test_more_workers_than_cpus_is_an_error(cluster, tmp_path, anatomy):
+def test_more_workers_than_cpus_is_an_error_and_leaves_nothing(cluster, tmp_path, anatomy):
     with pytest.raises(SimrealError, match="3 Ray workers asked for, but the Ray cluster at 'local' has 2 CPUs"):
         _render(tmp_path / "big", anatomy, ray="local", workers=3)
+    assert not (tmp_path / "big").exists() and not partial_dir(tmp_path / "big").exists()
 
 
 # A renderer whose worker dies at frame 2 (the module is sent to the workers by value: they cannot import tests/).

@@ -127,8 +127,13 @@ def connect(cluster: RayCluster, *, num_cpus: int | None = None) -> Iterator[Any
     except Exception as exc:  # noqa: BLE001 - Ray raises plain Exception when a local instance fails to start
         ray.shutdown()  # stops whatever of a local instance did start
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        what = "start a local Ray instance" if cluster.address == LOCAL else f"reach a Ray cluster at {cluster.address!r}"
-        raise SimrealError(f"cannot {what}: {first}") from None
+        if cluster.address == LOCAL:
+            raise SimrealError(f"cannot start a local Ray instance: {first}") from None
+        hint = ""
+        if cluster.address != "auto" and os.environ.get("RAY_AUTH_MODE") is None:
+            hint = ("; if the cluster uses Ray's token authentication (its default), set RAY_AUTH_MODE=token and its "
+                    "token (RAY_AUTH_TOKEN, or ~/.ray/auth_token): Ray never enables it for an explicit address")
+        raise SimrealError(f"cannot reach a Ray cluster at {cluster.address!r}: {first}{hint}") from None
     try:
         yield ray
     finally:

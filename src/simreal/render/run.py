@@ -27,7 +27,7 @@ import numpy as np
 
 from simreal.anatomy.mesh import AnatomyMesh, load_mesh
 from simreal.data.format import DatasetInfo, LabelKind
-from simreal.data.writer import DatasetWriter, write_sample_record
+from simreal.data.writer import DatasetWriter, partial_dir, write_sample_record
 from simreal.errors import SimrealError
 from simreal.render.colonoscopy import MASK_CLASSES, ColonoscopyRenderer, Frame
 from simreal.render.config import ColonoscopyConfig
@@ -288,14 +288,20 @@ def render_job(
         raise SimrealError("output folder already exists; choose a new one or remove it", out_dir)
     job = job.resolved()
     anatomies = load_anatomies(job.anatomy or None, job.colons or None, job.seed)
+    resuming = partial_dir(out_dir).exists()
     writer = DatasetWriter(out_dir, dataset_info(job, [a.info for a in anatomies]))
     ids = [sample_id(i) for i in range(job.n)]
     todo = [i for i in range(job.n) if not writer.has(sample_id(i))]
-    # With Ray and no worker count the cluster's size is known only once connected: 8-frame tasks then.
-    run_frames(chunks(todo, workers or 1), total=job.n, writer=writer, init_worker=_init_worker,
-               init_args=(anatomies, str(writer.root), job), render_one=_render_one, teardown=_WORKER.clear,
-               workers=workers if workers is not None or ray is not None else 1, progress=progress,
-               on_frame=on_frame, ray=ray)
+    try:
+        # With Ray and no worker count the cluster's size is known only once connected: 8-frame tasks then.
+        run_frames(chunks(todo, workers or 1), total=job.n, writer=writer, init_worker=_init_worker,
+                   init_args=(anatomies, str(writer.root), job), render_one=_render_one, teardown=_WORKER.clear,
+                   workers=workers if workers is not None or ray is not None else 1, progress=progress,
+                   on_frame=on_frame, ray=ray)
+    except SimrealError:
+        if not resuming and not writer.done_ids:  # failed before its first frame (e.g. a Ray cluster too small)
+            writer.abort()
+        raise
     return writer.finish(expected_ids=ids)
 
 
