@@ -1,5 +1,7 @@
 """`simreal bench ...`: measure speed and print the figures."""
 
+from typing import Optional
+
 import typer
 
 from simreal.cli.adapt import bench_adapt
@@ -50,8 +52,12 @@ def train(
     steps: int = typer.Option(10, "--steps", help="Timed steps (after 2 warm-up steps)."),
     task: str = typer.Option("depth", "--task", help="depth or seg."),
     channels: str = typer.Option("16,32,64,128", "--channels", help="U-Net widths per level, comma-separated."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Process counts to time the whole trainer with "
+                                          "(DDP, one global batch), e.g. 1,2; default: the bare network step."),
+    accelerator: str = typer.Option("cpu", "--accelerator", help="With --devices: cpu (gloo processes) or gpu."),
 ) -> None:
-    """Training throughput of the task U-Net (images/s) on CPU, and on CUDA when available."""
+    """Training throughput of the task U-Net (images/s) on CPU, and on CUDA when available; with --devices 1,2
+    the trainer itself (data loading, Lightning, DDP) with 1 and 2 processes."""
     import torch
     from rich.console import Console
 
@@ -64,14 +70,35 @@ def train(
         raise SimrealError(f"--channels must be comma-separated integers, got {channels!r}") from None
     if not widths or min(widths) < 1:
         raise SimrealError(f"--channels must be positive integers, got {channels!r}")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     console = Console()
-    for device in devices:
+    if devices is not None:
+        _train_processes(console, devices, accelerator, task, size, batch_size, steps, widths)
+        return
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         r = bench_train(task=task, size=size, batch_size=batch_size, steps=steps, channels=widths, device=device)
         console.print(
             f"train {r.task} {r.device}: UNet {widths} ({r.params / 1e6:.2f} M params), {r.size}x{r.size} batch "
             f"{r.batch_size}, {r.threads} threads: {r.seconds_per_step * 1000:.1f} ms/step, "
             f"{r.images_per_second:.1f} images/s",
+            soft_wrap=True,
+        )
+
+
+def _train_processes(console, devices: str, accelerator: str, task: str, size: int, batch_size: int, steps: int,
+                     widths: tuple[int, ...]) -> None:
+    from simreal.bench.train import bench_train_processes
+    from simreal.errors import SimrealError
+
+    try:
+        counts = tuple(int(d) for d in devices.split(","))
+    except ValueError:
+        raise SimrealError(f"--devices must be comma-separated process counts, got {devices!r}") from None
+    for r in bench_train_processes(processes=counts, accelerator=accelerator, task=task, size=size,
+                                   batch_size=batch_size, steps=steps, channels=widths):
+        console.print(
+            f"train {r.task} {r.accelerator}, {r.processes} process(es) x {r.threads} threads: UNet {widths}, "
+            f"{r.size}x{r.size} global batch {r.batch_size} ({r.batch_size // r.processes} per process): "
+            f"{r.seconds_per_step * 1000:.1f} ms/step, {r.images_per_second:.1f} images/s",
             soft_wrap=True,
         )
 

@@ -247,7 +247,7 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
             # Expected here: few workers on CPU, a non-empty log folder on resume, tiny epochs.
             for pattern in (".*does not have many workers.*", ".*exists and is not empty.*",
                             ".*number of training batches.*", ".*deterministic.*", ".*module\(s\) in eval mode.*",
-                            ".*LeafSpec.*", ".*transfer_batch_to_device.*"):
+                            ".*LeafSpec.*", ".*transfer_batch_to_device.*", ".*no `val_dataloader`.*"):
                 warnings.filterwarnings("ignore", message=pattern)
             trainer = _trainer(
                 default_root_dir=run,
