@@ -157,3 +157,22 @@ def test_shard_slices_the_batch_dimension_and_refuses_uneven_batches():
         shard({"y": batch["y"]}, 0, 3)
     with pytest.raises(SimrealError, match="--strategy must be one of"):
         EngineConfig(strategy="deepspeed")
+
+
+@pytest.mark.slow  # two fresh interpreters: the command and its rank 1
+def test_cli_adapt_reverse_with_strategy_ddp(real_dir, synthetic_dir, tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    exe = Path(sys.executable).with_name("simreal")  # "ddp" re-runs this command line in rank 1
+    done = subprocess.run(
+        [str(exe), "adapt", "reverse", "--real", str(real_dir), "--synthetic", str(synthetic_dir), "--out", str(run),
+         "--steps", "4", "--size", "16", "--batch-size", "2", "--ngf", "8", "--blocks", "2", "--pretrain-r", "1",
+         "--pretrain-d", "1", "--checkpoint-every", "2", "--sample-every", "4", "--log-every", "2", "--devices", "2",
+         "--accelerator", "cpu", "--strategy", "ddp", "--no-progress"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert _ckpt(run)["simreal"]["iteration"] == 4 and _ckpt(run)["simreal"]["config"]["engine"]["strategy"] == "ddp"
+    assert [int(r["step"]) for r in _rows(run)] == [2, 4] and len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
