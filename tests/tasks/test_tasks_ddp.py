@@ -150,3 +150,21 @@ def test_cli_ddp_runs_two_processes_that_write_once(blob_dataset, tmp_path):
     assert len(_val(run)) == 1
     bad = subprocess.run([*args, "--strategy", "horovod"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--strategy must be one of" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_ddp_process_learns_what_a_plain_gpu_run_learns(blob_dataset, tmp_path):
+    """The GPU check: DDP over NCCL (one process per GPU there is, at most 2) against a plain one-GPU run."""
+    n = min(2, torch.cuda.device_count())
+    gpu = {**RECIPE, "accelerator": "gpu"}
+    one = train_from_kwargs("depth", blob_dataset, tmp_path / "one", progress=False, devices="1", **gpu)
+    many = train_from_kwargs("depth", blob_dataset, tmp_path / "many", progress=False, devices=str(n),
+                             strategy="ddp_spawn", **gpu)
+    a, b = _state(one), _state(many)
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=ATOL, rtol=0), k
+    from simreal.bench.train import bench_train_processes
+
+    (r,) = bench_train_processes(processes=(1,), accelerator="gpu", size=64, batch_size=8, steps=5)
+    assert r.images_per_second > 0
