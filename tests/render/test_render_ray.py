@@ -105,18 +105,31 @@ def _render_or_die(index: int):
     return index, {}
 
 
-def test_dead_worker_is_one_clear_error(cluster, tmp_path):
+@pytest.fixture
+def by_value():
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_dead_worker_is_one_clear_error(cluster, by_value, tmp_path):
     writer = DatasetWriter(tmp_path / "ds", DatasetInfo(modality="image", domain="x", image_size=(4, 4), files=("image",)))
     try:
         with pytest.raises(SimrealError, match="a Ray render worker died; finished frames are kept"):
             run_frames([[0], [1], [2], [3]], total=4, writer=writer, init_worker=_init, init_args=(),
                        render_one=_render_or_die, workers=2, progress=False, ray="local")
     finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         writer.close()
+
+
+def test_a_worker_that_cannot_see_the_folder_says_so(cluster, by_value, tmp_path):
+    from simreal.render.ray_executor import ray_results
+
+    with pytest.raises(SimrealError, match="cannot see the unfinished dataset .*nowhere: .* storage every node mounts"):
+        list(ray_results("local", [[0]], root=tmp_path / "nowhere", init_worker=_init, init_args=(),
+                         render_one=_render_or_die, workers=1))
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])

@@ -129,6 +129,8 @@ def run_frames(
         if ray is not None:
             from simreal.render.ray_executor import ray_results
 
+            if not todo:  # nothing left: no cluster to start or join
+                return
             # closing(): an error here (Ctrl-C, on_frame) stops the actors now, not when the traceback is freed.
             with closing(ray_results(ray, tasks, root=writer.root, init_worker=init_worker, init_args=init_args,
                                      render_one=render_one, workers=workers)) as results:

@@ -12,8 +12,9 @@ cluster must see the output folder at the same path (shared storage) and run the
 checked before the first frame, with an error that says which.
 
 Actors are owned by this process: if it dies, Ray ends them (fate sharing), so no worker keeps writing
-into a dataset whose lock is gone. A local instance this module starts is shut down when the run ends;
-a cluster it connects to is only disconnected from.
+into a dataset whose lock is gone (a task already running may still finish its frames first: complete,
+atomically written frames that the resumed run keeps). A local instance this module starts is shut down
+when the run ends; a cluster it connects to is only disconnected from.
 
 Example:
     >>> from simreal.render.run import render_colon_dataset
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["RayCluster", "as_cluster", "check_reachable", "connect", "ray_results"]
 
-#: ``RayCluster.address`` of a new Ray instance on this machine (what ``--ray`` without a value starts).
+#: ``RayCluster.address`` of a new Ray instance on this machine for the run (``--ray local``).
 LOCAL = "local"
 
 
