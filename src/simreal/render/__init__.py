@@ -6,7 +6,8 @@ Pieces, in pipeline order: ``config`` (the ranges frames are drawn from), ``came
 OpenCV pixel convention), ``raycast`` (Embree hits -> depth, normals, labels), ``shading`` (endoscope
 light on mucosa -> RGB), ``colonoscopy`` (draw a frame's parameters, then render them;
 :class:`ColonoscopyRenderer`), ``job`` (a whole render run as one config, read from YAML / TOML / JSON or
-a rendered ``dataset.json``), ``run`` (write a dataset folder in parallel, resumably), ``look`` (the realistic look's
+a rendered ``dataset.json``), ``run`` (write a dataset folder in parallel, resumably; ``ray_executor``: the
+same on a Ray cluster), ``look`` (the realistic look's
 image effects), ``tube`` (a closed-form test scene); ``laparoscopy*`` (the laparoscopic scene: liver,
 gallbladder, fat, wall, ligament, tools) and ``cinematic*`` / ``transfer`` / ``lighting`` (Mitsuba path
 tracing of CT volumes, imported only by the commands that need them).
@@ -36,6 +37,7 @@ from simreal.render.laparoscopy import LaparoscopyRenderer
 from simreal.render.laparoscopy_config import LaparoscopyConfig, LaparoscopyJob, read_laparoscopy_job
 from simreal.render.laparoscopy_run import render_laparoscopy_job
 from simreal.render.look import RealismParams
+from simreal.render.ray_executor import RayCluster
 from simreal.render.run import colonoscopy_dataset_info, render_colon_dataset, render_job
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "Placement",
     "PolypViewConfig",
     "PoseConfig",
+    "RayCluster",
     "RealismConfig",
     "RealismParams",
     "RenderJob",
