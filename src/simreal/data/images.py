@@ -31,8 +31,8 @@ def encode_png(array: np.ndarray) -> bytes:
 
     Encoded here rather than by Pillow, which costs 10 ms per noisy 256^2 RGB frame (it tries every row
     filter, then runs zlib's full match search): every row gets the Sub filter (difference to the pixel on
-    its left, computed for the whole image at once) and zlib's run-length strategy at level 1, 2.6 ms and
-    8% smaller on rendered frames, and a fifth of the size on label maps (long runs of one id).
+    its left, computed for the whole image at once) and zlib's run-length strategy at level 1: 3.3 ms and
+    8% smaller on rendered frames, 40% smaller on label maps (long runs of one id).
     """
     h, w = array.shape[:2]
     c = 1 if array.ndim == 2 else 3
