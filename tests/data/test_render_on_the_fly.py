@@ -70,7 +70,7 @@ def test_indices_past_n_continue_the_sequence(job):
 
 def test_stream_shards_draw_each_frame_once():
     shares = [list(stream_indices(3, 20, w, 2, r, 2)) for r in range(2) for w in range(2)]
-    assert sorted(sum(shares, [])) == list(range(3, 20))
+    assert sorted(i for share in shares for i in share) == list(range(3, 20))
     endless = stream_indices(0, None, 1, 2)
     assert [next(endless) for _ in range(3)] == [1, 3, 5]
 

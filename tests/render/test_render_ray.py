@@ -135,8 +135,8 @@ def test_a_worker_that_cannot_see_the_folder_says_so(cluster, by_value, tmp_path
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
 def test_unreachable_address_exits_2_naming_it_and_leaves_nothing(monkeypatch, capsys, tmp_path, anatomy, address):
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(monkeypatch, capsys, "render", "colon", "--out", str(out), "--ray", address,
-                                   "--n", "2", "--size", "16", "--anatomy", str(anatomy), "--no-progress")
+    code, _, stderr = run_cli(monkeypatch, capsys, "render", "colon", "--out", str(out), "--ray", address,
+                              "--n", "2", "--size", "16", "--anatomy", str(anatomy), "--no-progress")
     assert code == 2 and f"cannot reach a Ray cluster at '{address}'" in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not out.exists() and not partial_dir(out).exists()

@@ -207,6 +207,7 @@ def ray_results(
         worker = _worker_class(ray)
         shared = ray.put(init_args)  # once into the object store, not once per actor
         actors = [worker.remote(str(root), init_worker, shared) for _ in range(n)]
+        submitted: list[Any] = []  # every task handed to an actor (ActorPool hands them out as actors free up)
         try:
             try:
                 for version, problem in ray.get([a.ready.remote() for a in actors]):
@@ -215,8 +216,13 @@ def ray_results(
                     if version != __version__:
                         raise SimrealError(f"a Ray node runs simreal {version}, this process {__version__}: install "
                                            "the same simreal on every node (the bytes depend on it)")
-                pool = ActorPool(actors)
-                yield from pool.map_unordered(lambda a, task: a.render.remote(render_one, list(task)), list(tasks))
+
+                def submit(actor: Any, task: Sequence[int]) -> Any:
+                    ref = actor.render.remote(render_one, list(task))
+                    submitted.append(ref)
+                    return ref
+
+                yield from ActorPool(actors).map_unordered(submit, list(tasks))
             except RayTaskError as exc:
                 if isinstance(exc.cause, SimrealError):
                     raise exc.cause from None
@@ -226,5 +232,15 @@ def ray_results(
                     "a Ray render worker died; finished frames are kept, rerun the same command to resume", root,
                 ) from None
         finally:
-            for a in actors:
-                ray.kill(a)
+            _stop(ray, actors, submitted)
+
+
+def _stop(ray: Any, actors: list[Any], submitted: list[Any], timeout_s: float = 300.0) -> None:
+    """Let the tasks already running finish (as a local pool's ``shutdown(wait=True, cancel_futures=True)``
+    does; tasks not yet handed to an actor never start), then kill the actors: killing is asynchronous, and a
+    task it has not reached yet would go on writing frames without the lock. A task still running after
+    ``timeout_s`` is killed anyway."""
+    if submitted:
+        ray.wait(submitted, num_returns=len(submitted), timeout=timeout_s)
+    for a in actors:
+        ray.kill(a)

@@ -298,9 +298,11 @@ def render_job(
                    init_args=(anatomies, str(writer.root), job), render_one=_render_one, teardown=_WORKER.clear,
                    workers=workers if workers is not None or ray is not None else 1, progress=progress,
                    on_frame=on_frame, ray=ray)
-    except SimrealError:
-        if not resuming and not writer.done_ids:  # failed before its first frame (e.g. a Ray cluster too small)
-            writer.abort()
+    except BaseException as exc:
+        if isinstance(exc, SimrealError) and not resuming and not writer.done_ids:
+            writer.abort()  # failed before its first frame (e.g. a Ray cluster too small): leave nothing
+        else:
+            writer.close()  # keep the finished frames and release the lock: the same call resumes, even here
         raise
     return writer.finish(expected_ids=ids)
 
