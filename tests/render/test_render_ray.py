@@ -140,3 +140,24 @@ def test_unreachable_address_exits_2_naming_it_and_leaves_nothing(monkeypatch, c
     assert code == 2 and f"cannot reach a Ray cluster at '{address}'" in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not out.exists() and not partial_dir(out).exists()
+
+
+def test_laparoscopy_on_ray_gives_the_local_bytes(cluster, tmp_path, monkeypatch, capsys):
+    """The laparoscopy renderer goes through the same runner: `render laparoscopy --ray` writes the bytes of
+    one local process (2 frames per scene, so whole scenes travel to the actors)."""
+    import trimesh
+
+    from simreal.anatomy.liver import liver_phantom
+    from simreal.render.laparoscopy_config import LaparoscopyJob
+    from simreal.render.laparoscopy_run import render_laparoscopy_job
+
+    liver = liver_phantom()
+    mesh = tmp_path / "phantom.obj"
+    trimesh.Trimesh(liver.vertices, liver.faces, process=False).export(mesh)
+    job = LaparoscopyJob(n=N, size=SIZE, seed=5, livers=(str(mesh),), frames_per_scene=2)
+    local = render_laparoscopy_job(tmp_path / "local", job, progress=False)
+    code = run_cli(monkeypatch, capsys, "render", "laparoscopy", "--out", str(tmp_path / "ray"), "--n", str(N), "--size",
+                   str(SIZE), "--seed", "5", "--liver", str(mesh), "--frames-per-scene", "2", "--ray", "local",
+                   "--workers", "2", "--no-progress")[0]
+    assert code == 0
+    assert _bytes(tmp_path / "ray") == _bytes(local)

@@ -15,3 +15,12 @@ def typed_on_command_line(ctx: typer.Context, names: Iterable[str]) -> set[str]:
     """
     # By name: typer may bring its own copy of click's ParameterSource enum.
     return {n for n in names if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE"}
+
+
+#: ``--ray ADDRESS`` of the render commands (one text for all of them).
+RAY_HELP = (
+    "Render on a Ray cluster instead of local processes: --ray local starts a Ray instance on this machine for "
+    "the run; --ray auto joins the one running here (`ray start --head`); --ray HOST:PORT or ray://HOST:PORT a "
+    "remote cluster, whose nodes must run the same simreal and see --out at the same path (shared storage). Same "
+    "bytes, resume and atomicity as local workers."
+)

@@ -14,6 +14,8 @@ from typing import Any, List, Optional
 
 import typer
 
+from simreal.cli.options import RAY_HELP
+
 app = typer.Typer(help="Render labelled image datasets (RGB, depth, normals, masks, camera) from anatomy.", no_args_is_help=True)
 
 #: Suffixes ``--write-config`` can write (TOML is read, not written).
@@ -54,10 +56,7 @@ def colon(
     ),
     ray: Optional[str] = typer.Option(
         None, "--ray", metavar="ADDRESS",
-        help="Render on a Ray cluster instead of local processes: --ray local starts a Ray instance on this machine for "
-        "the run; --ray auto joins the one running here (`ray start --head`); --ray HOST:PORT or ray://HOST:PORT a "
-        "remote cluster, whose nodes must run the same simreal and see --out at the same path (shared storage). Same "
-        "bytes, resume and atomicity as local workers.",
+        help=RAY_HELP,
         show_default=False,
     ),
     fov_min: Optional[float] = typer.Option(None, "--fov-min", help="Smallest horizontal field of view, degrees (default 100)."),

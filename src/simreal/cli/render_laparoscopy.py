@@ -13,6 +13,8 @@ from typing import Any, List, Optional
 
 import typer
 
+from simreal.cli.options import RAY_HELP
+
 #: Suffixes ``--write-config`` can write.
 WRITE_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -46,7 +48,9 @@ def laparoscopy(
         help="Consecutive frames sharing one scene (liver shape, organs); camera, tools, colours change per frame "
         "(default 1).",
     ),
-    workers: int = typer.Option(1, "--workers", help="Parallel render processes (the bytes do not depend on it)."),
+    workers: int = typer.Option(1, "--workers", help="Parallel render processes, or with --ray Ray workers (the bytes do "
+                                "not depend on it)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP, show_default=False),
     fov_min: Optional[float] = typer.Option(None, "--fov-min", help="Smallest horizontal field of view, degrees (default 70)."),
     fov_max: Optional[float] = typer.Option(None, "--fov-max", help="Largest horizontal field of view, degrees (default 90)."),
     field_stop_prob: Optional[float] = typer.Option(
@@ -80,7 +84,7 @@ def laparoscopy(
         typer.echo(f"wrote the render job to {write_config}")
         return
     try:
-        path = render_laparoscopy_job(out, job, workers=workers, progress=progress)
+        path = render_laparoscopy_job(out, job, workers=workers, progress=progress, ray=ray)
     except KeyboardInterrupt:
         print(f"interrupted: finished frames are kept in {partial_dir(out)}; rerun the same command to resume",
               file=sys.stderr)

@@ -152,6 +152,7 @@ def render_laparoscopy_job(
     workers: int = 1,
     progress: bool = True,
     on_frame: FrameHook | None = None,
+    ray: Any = None,
 ) -> Path:
     """Render a :class:`LaparoscopyJob` into the dataset folder ``out_dir``.
 
@@ -168,17 +169,25 @@ def render_laparoscopy_job(
         workers: processes rendering in parallel (>= 1; 1 renders in this process). The bytes do not depend on it.
         progress: show a progress bar on stderr.
         on_frame: called in this process after each frame with (index, timings in ms).
+        ray: render in Ray actors on this cluster instead of local processes (a
+            :class:`~simreal.render.ray_executor.RayCluster` or an address, as :func:`simreal.render.run.render_job`);
+            ``workers`` then counts Ray workers. The same bytes, resume and atomicity.
 
     Returns:
         ``out_dir``, complete.
 
     Raises:
-        SimrealError: bad arguments, a missing or bad liver mesh, existing or unwritable output; nothing is
-            created in those cases.
+        SimrealError: bad arguments, a missing or bad liver mesh, existing or unwritable output, no Ray cluster
+            at the address; nothing is created in those cases.
     """
     out_dir = Path(out_dir)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SimrealError(f"workers must be at least 1, got {workers}")
+    if ray is not None:
+        from simreal.render.ray_executor import as_cluster, check_reachable
+
+        ray = as_cluster(ray)
+        check_reachable(ray)  # before anything is created
     if not isinstance(job, LaparoscopyJob):
         raise SimrealError(f"job must be a LaparoscopyJob, got {type(job).__name__}")
     if out_dir.exists():
@@ -200,7 +209,7 @@ def render_laparoscopy_job(
         tasks = [sum(scenes[k : k + per_task], []) for k in range(0, len(scenes), per_task)]
         run_frames(tasks, total=job.n, writer=writer, init_worker=_init_worker,
                    init_args=(prepared, str(writer.root), job), render_one=_render_one, teardown=_WORKER.clear,
-                   workers=workers, progress=progress, on_frame=on_frame)
+                   workers=workers, progress=progress, on_frame=on_frame, ray=ray)
     except BaseException:
         writer.close()  # finished frames stay in .partial for a resume
         raise
@@ -219,6 +228,7 @@ def render_laparoscopy_dataset(
     config: LaparoscopyConfig | None = None,
     progress: bool = True,
     on_frame: FrameHook | None = None,
+    ray: Any = None,
 ) -> Path:
     """Render ``n`` labelled laparoscopy frames into ``out_dir`` (keyword form of :func:`render_laparoscopy_job`).
 
@@ -227,4 +237,4 @@ def render_laparoscopy_dataset(
     """
     job = LaparoscopyJob(n=n, size=size, seed=seed, livers=tuple(str(p) for p in livers),
                          frames_per_scene=frames_per_scene, config=config if config is not None else LaparoscopyConfig())
-    return render_laparoscopy_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame)
+    return render_laparoscopy_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame, ray=ray)
