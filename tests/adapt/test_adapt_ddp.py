@@ -176,3 +176,4 @@ def test_cli_adapt_reverse_with_strategy_ddp(real_dir, synthetic_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert _ckpt(run)["simreal"]["iteration"] == 4 and _ckpt(run)["simreal"]["config"]["engine"]["strategy"] == "ddp"
     assert [int(r["step"]) for r in _rows(run)] == [2, 4] and len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
+    assert done.stderr.count("run folder:") == 1  # every process runs the command; only rank 0 says where the run is

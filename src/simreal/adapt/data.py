@@ -250,6 +250,9 @@ class UnpairedBatches:
         SimrealError: sources with different channel counts, unknown names in ``draws``.
     """
 
+    #: Tensors of a step are (draws, batch, C, H, W): the engine splits a batch between processes along dim 1.
+    batch_dim = 1
+
     def __init__(
         self,
         sources: Mapping[str, ImageSource | ArraySource],

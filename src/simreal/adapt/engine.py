@@ -58,7 +58,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset
 
 from simreal.adapt.config import RESUMABLE_FIELDS, EngineConfig
-from simreal.adapt.data import UnpairedBatches
 from simreal.adapt.method import AdversarialMethod
 from simreal.adapt.runs import CHECKPOINT, RunConfig, check_run_folder, load_adapt_checkpoint, trim_metrics, trim_samples
 from simreal.configs import to_plain, write_config_file
@@ -128,7 +127,7 @@ def image_grid(columns: Mapping[str, torch.Tensor], gap: int = 2) -> np.ndarray:
 
 def batch_dim(data: StepData) -> int:
     """The dimension of every tensor of ``data[step]`` that indexes the images of the mini-batch."""
-    return int(getattr(data, "batch_dim", 1 if isinstance(data, UnpairedBatches) else 0))
+    return int(getattr(data, "batch_dim", 0))
 
 
 def shard(batch: Mapping[str, torch.Tensor], rank: int, processes: int, dim: int = 0) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ import typer
 from simreal.adapt.config import EngineConfig as _E
 from simreal.adapt.config import ReverseDAConfig as _R
 from simreal.adapt.config import UnpairedDataConfig as _D
+from simreal.cli.options import print_run_folder
 from simreal.errors import SimrealError
 
 app = typer.Typer(
@@ -90,7 +91,6 @@ def reverse(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Reverse domain adaptation: train a SimGAN refiner that makes REAL frames look synthetic."""
-    from rich.console import Console
 
     from simreal.adapt.config import ReverseRunConfig
     from simreal.adapt.reverse import train_reverse
@@ -122,7 +122,7 @@ def reverse(
         print(f"interrupted: run the same command again to resume {run_config.out} from its last checkpoint",
               file=sys.stderr)
         raise typer.Exit(130) from None
-    Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
+    print_run_folder(run)
 
 
 @app.command("apply")
@@ -291,7 +291,6 @@ def forward(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Forward domain adaptation: train a translator that makes SYNTHETIC images look real (labels stay valid)."""
-    from rich.console import Console
 
     from simreal.adapt.config import FORWARD_METHODS
     from simreal.adapt.runs import method_field, run_config_class
@@ -350,7 +349,7 @@ def forward(
         print(f"interrupted: run the same command again to resume {run_config.out} from its last checkpoint",
               file=sys.stderr)
         raise typer.Exit(130) from None
-    Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
+    print_run_folder(run)
 
 
 @app.command("translate")

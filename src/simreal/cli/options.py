@@ -24,3 +24,12 @@ RAY_HELP = (
     "remote cluster, whose nodes must run the same simreal and see --out at the same path (shared storage). Same "
     "bytes, resume and atomicity as local workers."
 )
+
+
+def print_run_folder(run: object) -> None:
+    """Say where a training run's files are, once: with ``--strategy ddp`` every process runs the command."""
+    from lightning.pytorch.utilities import rank_zero_only
+    from rich.console import Console
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")

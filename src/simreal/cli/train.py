@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import typer
 
-from simreal.cli.options import typed_on_command_line
+from simreal.cli.options import print_run_folder, typed_on_command_line
 from simreal.errors import SimrealError
 from simreal.tasks.config import LossConfig
 
@@ -42,7 +42,6 @@ def _run(task: str, options: dict, given: set[str], config_file: Path | None) ->
     Without a file every option counts (its default when not typed). With a file, only the options typed
     on the command line override it: a default never silently replaces a value the file sets.
     """
-    from rich.console import Console
 
     from simreal.tasks.config import TrainConfig, make_config, nest_options
     from simreal.tasks.train import train
@@ -70,11 +69,7 @@ def _run(task: str, options: dict, given: set[str], config_file: Path | None) ->
         if not merged.get("out") or not merged.get("data", {}).get("train"):
             raise SimrealError("the config names no run folder (out) or training data (data.train); give --out / --data", config_file)
         config = TrainConfig.from_dict(merged, source=config_file)
-    run = train(config, progress=progress)
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if getattr(rank_zero_only, "rank", 0) == 0:  # with --strategy ddp every process runs this command
-        Console(stderr=True).print(f"run folder: {run}  (checkpoints/, metrics.csv, tb/, samples/, config.json)")
+    print_run_folder(train(config, progress=progress))
 
 
 _DATA = typer.Option(None, "--data", help="Training dataset folder (required unless --config names it).")
