@@ -2,7 +2,6 @@
 
 import pytest
 
-from simreal.data.format import SampleRecord
 from simreal.errors import SimrealError
 from simreal.tasks.config import TrainConfig, make_config
 from simreal.tasks.data import EpochSampler, split_by_group
@@ -39,26 +38,22 @@ def test_mask_map_out_of_range_is_refused(mask_map):
     assert make_config("seg", "ds", "run", mask_map={0: 0, 255: 1}).data.mask_map == {0: 0, 255: 1}
 
 
-def _recs(groups):
-    return [SampleRecord(id=f"{i}", files={}, group=g) for i, g in enumerate(groups)]
-
-
 def test_split_by_group_never_leaks_a_group_and_is_deterministic():
-    recs = _recs([f"p{i % 5}" for i in range(20)])
+    recs = [f"p{i % 5}" for i in range(20)]
     tr, va = split_by_group(recs, 0.4, seed=1)
     assert sorted(tr + va) == list(range(20)) and va
-    assert not {recs[i].group for i in tr} & {recs[i].group for i in va}
-    assert len({recs[i].group for i in va}) == 2
+    assert not {recs[i] for i in tr} & {recs[i] for i in va}
+    assert len({recs[i] for i in va}) == 2
     assert split_by_group(recs, 0.4, seed=1) == (tr, va)
     assert any(split_by_group(recs, 0.4, seed=s)[1] != va for s in range(2, 8))
 
 
 def test_split_without_groups_is_by_sample_and_needs_two():
-    tr, va = split_by_group(_recs([None] * 10), 0.2, seed=0)
+    tr, va = split_by_group([None] * 10, 0.2, seed=0)
     assert len(va) == 2 and len(tr) == 8
     with pytest.raises(SimrealError, match="--val"):
-        split_by_group(_recs(["a", "a", "a"]), 0.2, seed=0)
-    assert split_by_group(_recs(["a"]), 0.0, seed=0) == ([0], [])
+        split_by_group(["a", "a", "a"], 0.2, seed=0)
+    assert split_by_group(["a"], 0.0, seed=0) == ([0], [])
 
 
 def test_epoch_sampler_order_depends_only_on_seed_and_epoch():

@@ -72,8 +72,13 @@ def _run(task: str, options: dict, given: set[str], config_file: Path | None) ->
     print_run_folder(train(config, progress=progress))
 
 
-_DATA = typer.Option(None, "--data", help="Training dataset folder (required unless --config names it).")
-_VAL = typer.Option(None, "--val", help="Validation dataset folder (default: split off --data by group).")
+_DATA = typer.Option(None, "--data", help="Training dataset folder, or a render job rendered on the fly and never "
+                     "written (a `simreal render colon --write-config` file, or a rendered set's dataset.json); "
+                     "required unless --config names it.")
+_VAL = typer.Option(None, "--val", help="Validation dataset folder or render job (default: split off --data by group, "
+                    "i.e. by anatomy for a render job).")
+_FRESH = typer.Option(False, "--fresh-frames", help="With a render job as --data: render new frames every epoch (same "
+                      "anatomies, never the job's own frames) instead of the same ones again.")
 _OUT = typer.Option(None, "--out", help="Run folder (resumed when it holds a run of the same config; required unless --config names it).")
 _INIT = typer.Option(None, "--init", help="Start from the weights of a checkpoint or run folder of the same task.")
 _FREEZE = typer.Option(None, "--freeze", help="'encoder': train only the decoder (needs --init).")
@@ -111,18 +116,19 @@ def _shared_options(
     size: str = _SIZE, lr: float = _LR, seed: int = _SEED, devices: str = _DEVICES, strategy: str = _STRATEGY,
     num_nodes: int = _NODES, accelerator: str = _ACCEL, precision: str = _PREC, val_fraction: float = _VALFRAC, channels: str = _CH, norm: str = _NORM,
     workers: int = _WORKERS, no_progress: bool = _NOPROG, schedule: str = _SCHED, augment: bool = _AUG,
-    select: Optional[str] = _SELECT,
+    select: Optional[str] = _SELECT, fresh_frames: bool = _FRESH,
 ) -> dict:
     return dict(
         data=data, out=out, val=None if val is None else str(val), init=init, freeze=freeze, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, size=parse_size(size), lr=lr, seed=seed, devices=devices,
         strategy=strategy, num_nodes=num_nodes, accelerator=accelerator, precision=precision, val_fraction=val_fraction, channels=_parse_channels(channels),
         norm=norm, num_workers=workers, progress=not no_progress, schedule=schedule, augment=augment, select=select,
+        fresh=fresh_frames,
     )
 
 
 #: CLI parameter name -> the option key it sets (where the two differ).
-_KEY_OF = {"workers": "num_workers", "no_progress": "progress"}
+_KEY_OF = {"workers": "num_workers", "no_progress": "progress", "fresh_frames": "fresh"}
 
 
 def _task_command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -168,6 +174,8 @@ def depth(
     """Train a monocular depth network (predicts depth in mm).
 
     Example: simreal train depth --data renders/colon --out runs/depth --epochs 15 --schedule cosine --augment.
+    On the fly, new frames every epoch: simreal render colon --n 2000 --colons 1,2,3 --write-config job.yaml;
+    simreal train depth --data job.yaml --fresh-frames --workers 2 --out runs/depth.
     A run's own RUN/config.json is accepted back: simreal train depth --config RUN/config.json --out RUN2.
     """
     _run("depth", dict(shared, silog_lambda=silog_lambda, l1_weight=l1_weight, log_l1_weight=log_l1_weight,

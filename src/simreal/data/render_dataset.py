@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 from pathlib import Path
@@ -66,15 +67,26 @@ class ColonFrames:
 
         job = job if isinstance(job, RenderJob) else read_render_job(job)
         self.job = job.resolved()
+        self._set_options(kinds, size, mask_map)
+        self.anatomies = load_anatomies(self.job.anatomy or None, self.job.colons or None, self.job.seed)
+        self._renderers: list[Any] | None = None
+        self._pid = -1
+
+    def view(self, kinds: Sequence[str] = (), size: tuple[int, int] | None = None,
+             mask_map: dict[int, int] | None = None) -> "ColonFrames":
+        """The same frames (and the anatomies already loaded, and scenes already built) as Samples of
+        other ``kinds`` / ``size`` / ``mask_map``."""
+        other = copy.copy(self)
+        ColonFrames._set_options(other, kinds, size, mask_map)
+        return other
+
+    def _set_options(self, kinds: Sequence[str], size: tuple[int, int] | None, mask_map: dict[int, int] | None) -> None:
         unknown = [k for k in kinds if k not in ("depth", "mask")]
         if unknown:
             raise SimrealError(f"kinds must be 'depth' and/or 'mask', got {unknown}")
         self.kinds = tuple(kinds)
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.mask_map = mask_map
-        self.anatomies = load_anatomies(self.job.anatomy or None, self.job.colons or None, self.job.seed)
-        self._renderers: list[Any] | None = None
-        self._pid = -1
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -121,8 +133,15 @@ class ColonFrames:
 class RenderedColonDataset(Dataset):
     """A render job as a map-style ``Dataset`` of :class:`Sample`, rendered when an item is asked for.
 
+    Items past ``len(self)`` are fresh frames for training that draws new frames every epoch (see
+    :class:`~simreal.tasks.data.EpochSampler`'s ``fresh``): item ``r * len(self) + i`` is frame
+    ``indices[i] + r * stride``, where ``stride`` is the smallest multiple of the job's anatomy count K that
+    is >= the largest index + 1. So round ``r`` redraws every item on the same anatomy (a group split
+    stays a group split) and never draws a frame of round 0, nor of the job's own ``n`` frames.
+
     Args:
-        job, kinds, size, mask_map: as :class:`ColonFrames`.
+        job, kinds, size, mask_map: as :class:`ColonFrames`; ``job`` may also be a :class:`ColonFrames`
+            (its anatomies are shared, not loaded again).
         indices: the frames, in item order (default ``range(job.n)``); any integers >= 0.
 
     Example:
@@ -131,18 +150,32 @@ class RenderedColonDataset(Dataset):
         ('000003', torch.Size([1, 64, 64]))
     """
 
-    def __init__(self, job: RenderJob | str | Path, kinds: Sequence[str] = (), size: tuple[int, int] | None = None,
-                 indices: Sequence[int] | None = None, mask_map: dict[int, int] | None = None):
-        self.frames = ColonFrames(job, kinds, size, mask_map)
+    def __init__(self, job: RenderJob | str | Path | ColonFrames, kinds: Sequence[str] = (),
+                 size: tuple[int, int] | None = None, indices: Sequence[int] | None = None,
+                 mask_map: dict[int, int] | None = None):
+        if isinstance(job, ColonFrames):
+            self.frames = job.view(kinds, size, mask_map)
+        else:
+            self.frames = ColonFrames(job, kinds, size, mask_map)
         self.indices = list(range(self.frames.job.n)) if indices is None else [int(i) for i in indices]
         if any(i < 0 for i in self.indices):
             raise SimrealError("indices must be >= 0")
+        k = len(self.frames.anatomies)
+        top = max([self.frames.job.n - 1, *self.indices])
+        self.stride = k * (top // k + 1)
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def frame_index(self, i: int) -> int:
+        """The job's frame index behind item ``i`` (``i`` >= 0; past ``len(self)``: a fresh round)."""
+        if i < 0:
+            raise IndexError(f"item {i} of a dataset of {len(self)}")
+        rounds, item = divmod(int(i), len(self.indices))
+        return self.indices[item] + rounds * self.stride
+
     def __getitem__(self, i: int) -> Sample:
-        return self.frames.sample(self.indices[i])
+        return self.frames.sample(self.frame_index(i))
 
 
 def stream_indices(start: int, stop: int | None, worker: int, workers: int, rank: int = 0,

@@ -43,7 +43,9 @@ class DataConfig:
     """Where the images come from and how they are batched.
 
     Args:
-        train: training dataset folder.
+        train: training dataset folder, or a render job to render on the fly (a ``simreal render colon``
+            job file, YAML / TOML / JSON, or a rendered set's ``dataset.json``): the same frames, never
+            written (see :class:`~simreal.tasks.data.RenderJobSource`).
         val: validation dataset folder, or None to split one off ``train`` (by group when records have
             groups, else by sample; deterministic in ``seed``).
         val_fraction: share of groups (or samples) split off when ``val`` is None; 0 = no validation.
@@ -51,6 +53,10 @@ class DataConfig:
         batch_size: images per step.
         num_workers: DataLoader worker processes (0 = load in the main process).
         mask_map: stored class id -> training class id (segmentation), e.g. {2: 1} merges classes.
+        fresh: with a render job as ``train``: every epoch renders new frames (epoch e draws frame
+            ``i + e * stride`` where epoch 0 draws frame i, on the same anatomy; see
+            :class:`~simreal.data.render_dataset.RenderedColonDataset`) instead of the same ``n`` again.
+            Validation frames stay fixed.
         augment: random horizontal / vertical flips of each training image together with its depth map or
             mask (label-safe for z-depth and masks with a centred principal point); validation is never
             augmented.
@@ -64,6 +70,7 @@ class DataConfig:
     num_workers: int = 0
     mask_map: dict[int, int] | None = None
     augment: bool = False
+    fresh: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,17 @@
-"""Data for training: validation split by group, the per-epoch data order, depth scale and class count."""
+"""Data for training: where the images come from (a dataset folder, or a render job rendered on the fly),
+the validation split by group, the per-epoch data order, depth scale and class count."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from simreal.data.format import SampleRecord
 from simreal.data.reader import DatasetReader
+from simreal.data.render_dataset import RenderedColonDataset
 from simreal.data.splits import sequence_split
 from simreal.data.torch_dataset import SimrealDataset, collate_samples
 from simreal.errors import SimrealError
@@ -18,23 +20,25 @@ from simreal.errors import SimrealError
 _SCALE_SAMPLES = 32
 
 
-def split_by_group(records: Sequence[SampleRecord], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def split_by_group(groups: Sequence[str | None], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Split sample indices into (train, val) without leaking a group (patient / sequence) across them.
 
     Whole groups go to validation, ``ceil(val_fraction * n_groups)`` of them (at least 1, never all),
-    chosen by :func:`simreal.data.splits.sequence_split` (its "test" part) with ``seed``. When any record
-    lacks a group, every sample is its own group. ``val_fraction = 0`` gives no validation set.
+    chosen by :func:`simreal.data.splits.sequence_split` (its "test" part) with ``seed``. When any sample
+    lacks a group (None), every sample is its own group. ``val_fraction = 0`` gives no validation set.
+
+    Args:
+        groups: each sample's group, in sample order (``[r.group for r in reader.records]``).
 
     Raises:
         SimrealError: when a split is asked for but there are fewer than 2 groups / samples.
     """
-    n = len(records)
+    n = len(groups)
     if val_fraction <= 0:
         return list(range(n)), []
-    groups = [r.group for r in records]
     by_group = all(g is not None for g in groups)
     # Without (complete) groups every sample is its own group.
-    units: list[str | None] = groups if by_group else [str(i) for i in range(n)]
+    units: list[str | None] = list(groups) if by_group else [str(i) for i in range(n)]
     n_units = len(set(units))
     if n_units < 2:
         what = "group" if by_group else "sample"
@@ -56,6 +60,10 @@ class EpochSampler(Sampler[int]):
     ``torch.utils.data.DistributedSampler`` pads) and split evenly; without shuffling the order is
     0, 1, ..., n-1. With one process the order is the permutation itself, as before sharding existed.
 
+    With ``fresh``, epoch e yields item ``i + e * n`` where it would yield item ``i``: a dataset whose items
+    past ``n`` are new draws of item ``i % n`` (a render job, :class:`~simreal.data.render_dataset.RenderedColonDataset`)
+    then shows new frames every epoch, still in an order that depends only on (seed, epoch).
+
     Lightning calls :meth:`set_epoch` at the start of every epoch.
 
     Example (unshuffled, so the order is 0..5; global batches (0 1 2 3) and (4 5)):
@@ -63,19 +71,21 @@ class EpochSampler(Sampler[int]):
         [[0, 1, 4], [2, 3, 5]]
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True, *, batch_size: int = 1, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, seed: int, shuffle: bool = True, *, batch_size: int = 1, rank: int = 0, world_size: int = 1,
+                 fresh: bool = False):
         if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
             raise SimrealError(f"cannot shard batches of {batch_size} over {world_size} processes (rank {rank})")
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.n, self.seed, self.shuffle, self.epoch, self.fresh = n, seed, shuffle, 0, fresh
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def _order(self) -> list[int]:
+        offset = self.epoch * self.n if self.fresh else 0
         if not self.shuffle:
-            return list(range(self.n))
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist()
+            return list(range(offset, offset + self.n))
+        return (np.random.default_rng([self.seed, self.epoch]).permutation(self.n) + offset).tolist()
 
     def __iter__(self) -> Iterator[int]:
         order = self._order()
@@ -109,38 +119,109 @@ def contiguous_shard(n: int, rank: int, world_size: int) -> list[int]:
     return np.array_split(np.arange(n), world_size)[rank].tolist()
 
 
-def make_loader(ds: SimrealDataset, batch_size: int, seed: int, shuffle: bool, num_workers: int, *, rank: int = 0,
-                world_size: int = 1) -> DataLoader:
+def make_loader(ds: Dataset, batch_size: int, seed: int, shuffle: bool, num_workers: int, *, rank: int = 0,
+                world_size: int = 1, fresh: bool = False) -> DataLoader:
     """The loader of one process: training (``shuffle``) takes its share of every global batch of
-    ``batch_size``; validation takes its contiguous block, in batches of ``batch_size / world_size``."""
+    ``batch_size`` (new items every epoch with ``fresh``, see :class:`EpochSampler`); validation takes its
+    contiguous block, in batches of ``batch_size / world_size``."""
     if shuffle:
         sampler: Sampler[int] | list[int] = EpochSampler(len(ds), seed, True, batch_size=batch_size, rank=rank,
-                                                         world_size=world_size)
+                                                         world_size=world_size, fresh=fresh)
     else:
         sampler = EpochSampler(len(ds), seed, False) if world_size == 1 else contiguous_shard(len(ds), rank, world_size)
+    # A dataset that renders may have built its Embree scenes in this process (the depth scale), and
+    # Embree's threads do not survive a fork: its workers start afresh.
+    context = "spawn" if num_workers > 0 and isinstance(ds, RenderedColonDataset) else None
     return DataLoader(
         ds, batch_size=batch_size // world_size, sampler=sampler, collate_fn=collate_samples,
-        num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=False,
+        num_workers=num_workers, persistent_workers=num_workers > 0, drop_last=False, multiprocessing_context=context,
     )
 
 
-def median_depth_mm(reader: DatasetReader, indices: Sequence[int]) -> float:
+class FolderSource:
+    """Training images from a dataset folder on disk (``simreal render``, ``simreal dataset import``...)."""
+
+    def __init__(self, path: str | Path):
+        self.reader = DatasetReader(path)
+        self.root = self.reader.root
+        self.info, self.info_path = self.reader.info, self.root / "dataset.json"
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def groups(self) -> list[str | None]:
+        return [r.group for r in self.reader.records]
+
+    def depth(self, index: int) -> np.ndarray:
+        return self.reader.read(index, "depth")
+
+    def dataset(self, kinds: Sequence[str], size: tuple[int, int] | None, indices: Sequence[int] | None = None,
+                mask_map: dict[int, int] | None = None) -> Dataset:
+        return SimrealDataset(self.reader.root, kinds=kinds, size=size, indices=indices, mask_map=mask_map)
+
+
+class RenderJobSource:
+    """Training images rendered on the fly from a render job (a ``simreal render colon`` job file, or a
+    rendered set's ``dataset.json``): sample i is the frame ``simreal render colon`` writes as sample i, and
+    its group is its anatomy's (frame i renders anatomy ``i % K``), so a validation split keeps anatomies
+    apart exactly as it does on the written set. Nothing is written."""
+
+    def __init__(self, path: str | Path):
+        from simreal.data.render_dataset import ColonFrames
+        from simreal.render.run import dataset_info
+
+        self.root = self.info_path = Path(path)
+        self.frames = ColonFrames(path, kinds=("depth", "mask"))
+        self.info = dataset_info(self.frames.job, [a.info for a in self.frames.anatomies])
+
+    def __len__(self) -> int:
+        return self.frames.job.n
+
+    def groups(self) -> list[str | None]:
+        names = [a.group for a in self.frames.anatomies]
+        return [names[i % len(names)] for i in range(len(self))]
+
+    def depth(self, index: int) -> np.ndarray:
+        return self.frames.frame(index)[0].depth
+
+    def dataset(self, kinds: Sequence[str], size: tuple[int, int] | None, indices: Sequence[int] | None = None,
+                mask_map: dict[int, int] | None = None) -> Dataset:
+        return RenderedColonDataset(self.frames, kinds=kinds, size=size, indices=indices, mask_map=mask_map)
+
+
+TrainingSource = FolderSource | RenderJobSource
+
+
+def open_source(path: str | Path) -> TrainingSource:
+    """A dataset folder, or a render job file (YAML / TOML / JSON, or a rendered set's ``dataset.json``)
+    to render on the fly.
+
+    Raises:
+        SimrealError: a missing path, an unreadable dataset or job (naming the file and the problem).
+    """
+    path = Path(path)
+    if path.is_file():
+        return RenderJobSource(path)
+    return FolderSource(path)
+
+
+def median_depth_mm(source: TrainingSource, indices: Sequence[int]) -> float:
     """Median of the valid (> 0) depths of up to 32 evenly spaced samples, in mm."""
     if not indices:
-        raise SimrealError("no training samples to measure the depth scale on", reader.root)
+        raise SimrealError("no training samples to measure the depth scale on", source.root)
     pick = np.unique(np.linspace(0, len(indices) - 1, min(_SCALE_SAMPLES, len(indices))).round().astype(int))
-    values = [reader.read(indices[i], "depth") for i in pick]
+    values = [source.depth(indices[i]) for i in pick]
     valid = np.concatenate([v[v > 0].ravel() for v in values])
     if valid.size == 0:
-        raise SimrealError("training depth maps hold no valid (> 0) depth", reader.root)
+        raise SimrealError("training depth maps hold no valid (> 0) depth", source.root)
     return float(np.median(valid))
 
 
-def num_classes_of(reader: DatasetReader, mask_map: dict[int, int] | None) -> int:
+def num_classes_of(source: TrainingSource, mask_map: dict[int, int] | None) -> int:
     """Number of training classes: largest (mapped) class id in dataset.json + 1."""
-    label = reader.info.labels.get("mask")
+    label = source.info.labels.get("mask")
     if label is None or not label.classes:
-        raise SimrealError("dataset.json names no mask classes; pass num_classes explicitly", reader.root / "dataset.json")
+        raise SimrealError("dataset.json names no mask classes; pass num_classes explicitly", source.info_path)
     ids = [mask_map.get(k, k) if mask_map else k for k in label.classes]
     return max(2, max(ids) + 1)
 

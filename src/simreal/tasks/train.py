@@ -32,12 +32,11 @@ from typing import Any, Sequence
 
 import lightning as L
 import torch
+from torch.utils.data import Dataset
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from simreal.data.reader import DatasetReader
-from simreal.data.torch_dataset import SimrealDataset
 from simreal.errors import SimrealError
 from simreal.tasks import data as tdata
 from simreal.tasks import distributed as dist
@@ -65,21 +64,24 @@ def _kinds(task: str) -> tuple[str, ...]:
     return ("depth",) if task == "depth" else ("mask",)
 
 
-def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[int], list[int], dict | None]:
+def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[int], list[int], dict | None, tdata.TrainingSource]:
     """Fill in what the data decides (depth scale, class count) and split train / val indices.
 
     Returns:
         (resolved config, train indices, val indices into ``data.train`` (empty when ``data.val`` is
-        given or ``val_fraction`` is 0), the ``--init`` checkpoint or None).
+        given or ``val_fraction`` is 0), the ``--init`` checkpoint or None, the training source).
     """
-    reader = DatasetReader(config.data.train)
+    source = tdata.open_source(config.data.train)
     kind = _kinds(config.task)[0]
-    if kind not in reader.info.files:
-        raise SimrealError(f"dataset has no {kind!r} labels for task {config.task!r} (it has: {', '.join(reader.info.files)})", reader.root)
+    if kind not in source.info.files:
+        raise SimrealError(f"dataset has no {kind!r} labels for task {config.task!r} (it has: {', '.join(source.info.files)})", source.root)
+    if config.data.fresh and not isinstance(source, tdata.RenderJobSource):
+        raise SimrealError("fresh frames every epoch need a render job to train on (a job file or a rendered "
+                           "set's dataset.json as --data), not a dataset folder", source.root)
     if config.data.val is None:
-        train_idx, val_idx = tdata.split_by_group(reader.records, config.data.val_fraction, config.seed)
+        train_idx, val_idx = tdata.split_by_group(source.groups(), config.data.val_fraction, config.seed)
     else:
-        train_idx, val_idx = list(range(len(reader))), []
+        train_idx, val_idx = list(range(len(source))), []
     init = None
     model = config.model
     if config.init is not None:
@@ -96,10 +98,10 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[int], list[in
         # The fine-tuned network keeps the architecture, class count and depth scale it was trained with.
         model = dataclasses.replace(old, dropout=model.dropout)
     if config.task == "depth" and model.depth_scale_mm is None:
-        model = dataclasses.replace(model, depth_scale_mm=tdata.median_depth_mm(reader, train_idx))
+        model = dataclasses.replace(model, depth_scale_mm=tdata.median_depth_mm(source, train_idx))
     if config.task == "seg" and model.num_classes is None:
-        model = dataclasses.replace(model, num_classes=tdata.num_classes_of(reader, config.data.mask_map))
-    return config.replace(model=model), train_idx, val_idx, init
+        model = dataclasses.replace(model, num_classes=tdata.num_classes_of(source, config.data.mask_map))
+    return config.replace(model=model), train_idx, val_idx, init, source
 
 
 def _check_resume(run: Path, config: TrainConfig) -> Path | None:
@@ -137,26 +139,26 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 class _TaskData(L.LightningDataModule):
-    """The loaders of one process, built once it knows its rank: its share of every training batch."""
+    """The loaders of one process, built once it knows its rank: its share of every training batch (new
+    frames every epoch with ``fresh``), and its block of the validation set when there is one."""
 
-    def __init__(self, train_ds: SimrealDataset, batch_size: int, seed: int, num_workers: int):
+    def __init__(self, train_ds: Dataset, val_ds: Dataset | None, batch_size: int, seed: int, num_workers: int,
+                 fresh: bool):
         super().__init__()
-        self.train_ds, self.batch_size, self.seed, self.num_workers = train_ds, batch_size, seed, num_workers
+        self.train_ds, self.val_ds, self.batch_size, self.seed = train_ds, val_ds, batch_size, seed
+        self.num_workers, self.fresh = num_workers, fresh
 
-    def _loader(self, ds: SimrealDataset, shuffle: bool) -> Any:
+    def _loader(self, ds: Dataset, shuffle: bool) -> Any:
         t = self.trainer
         return tdata.make_loader(ds, self.batch_size, self.seed, shuffle, self.num_workers, rank=t.global_rank,
-                                 world_size=t.world_size)
+                                 world_size=t.world_size, fresh=self.fresh and shuffle)
 
     def train_dataloader(self) -> Any:
         return self._loader(self.train_ds, True)
 
 
 class _TaskDataWithVal(_TaskData):
-    def __init__(self, train_ds: SimrealDataset, val_ds: SimrealDataset, batch_size: int, seed: int, num_workers: int):
-        super().__init__(train_ds, batch_size, seed, num_workers)
-        self.val_ds = val_ds
-
+    # Lightning validates only when the module has a val_dataloader at all.
     def val_dataloader(self) -> Any:
         return self._loader(self.val_ds, False)
 
@@ -189,16 +191,16 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
         SimrealError: bad data, a run folder of another config, an ``--init`` checkpoint of the wrong task
             or architecture.
     """
-    resolved, train_idx, val_idx, init = resolve_config(config)
+    resolved, train_idx, val_idx, init, source = resolve_config(config)
     run = Path(resolved.out)
     resume_from = _check_resume(run, resolved)
     size, kinds = resolved.data.size, _kinds(resolved.task)
     d = resolved.data
-    train_ds = SimrealDataset(d.train, kinds=kinds, size=size, indices=train_idx, mask_map=d.mask_map)
+    train_ds = source.dataset(kinds, size, train_idx, d.mask_map)
     if d.val is not None:
-        val_ds = SimrealDataset(d.val, kinds=kinds, size=size, mask_map=d.mask_map)
+        val_ds = tdata.open_source(d.val).dataset(kinds, size, None, d.mask_map)
     else:
-        val_ds = SimrealDataset(d.train, kinds=kinds, size=size, indices=val_idx, mask_map=d.mask_map) if val_idx else None
+        val_ds = source.dataset(kinds, size, val_idx, d.mask_map) if val_idx else None
 
     L.seed_everything(resolved.seed, workers=True, verbose=False)
     module: TaskModule = build_module(resolved)
@@ -230,10 +232,8 @@ def train(config: TrainConfig, progress: bool = True, *, callbacks: Sequence[Cal
     cbs: list[Callback] = [prepare, best_cb, last_cb, _EpochSeed(resolved.seed), *callbacks]
     if progress:
         cbs.append(RichProgressBar())
-    if val_ds is None:
-        datamodule: _TaskData = _TaskData(train_ds, d.batch_size, resolved.seed, d.num_workers)
-    else:
-        datamodule = _TaskDataWithVal(train_ds, val_ds, d.batch_size, resolved.seed, d.num_workers)
+    datamodule = (_TaskData if val_ds is None else _TaskDataWithVal)(train_ds, val_ds, d.batch_size, resolved.seed,
+                                                                      d.num_workers, d.fresh)
     steps_per_epoch = max(1, -(-len(train_ds) // d.batch_size))
     devices: int | str = int(resolved.devices) if str(resolved.devices).isdigit() else resolved.devices
     dist.check_devices(resolved.accelerator, resolved.devices)
