@@ -22,6 +22,13 @@ def test_bench_render_reports_every_figure():
     assert len(runs[0].rss_mb) == 3
     assert runs[0].workers_rss_mb == () and len(runs[1].workers_rss_mb) == 3  # worker RSS sampled for > 1 worker
     assert all(x > 0 for x in runs[1].workers_rss_mb)
+    assert all(r.visibility == "embree" for r in runs)
+
+
+def test_bench_render_measures_each_visibility_side_by_side():
+    _, runs = bench_render(n=3, size=16, workers=(1,), seed=0, visibility=("embree", "raster"))
+    assert [(r.visibility, r.workers) for r in runs] == [("embree", 1), ("raster", 1)]
+    assert all(r.stage_ms["hit_ms"] > 0 for r in runs)
 
 
 def test_bench_render_cli(monkeypatch, capsys):
@@ -32,5 +39,5 @@ def test_bench_render_cli(monkeypatch, capsys):
         main()
     assert exc.value.code in (None, 0)
     out = capsys.readouterr().out
-    assert "render 16x16 workers=1:" in out and "frames/s" in out and "cast" in out and "peak RSS" in out
+    assert "render 16x16 embree workers=1:" in out and "render 16x16 raster workers=1:" in out and "frames/s" in out and "cast" in out and "peak RSS" in out
     assert "CPU" in out and "hit" in out

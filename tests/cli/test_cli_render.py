@@ -56,6 +56,34 @@ def test_dataset_json_renders_the_same_set_again(monkeypatch, capsys, tmp_path, 
     assert _bytes(other)["image/000000.png"] != _bytes(old)["image/000000.png"]
 
 
+def test_visibility_flag_is_recorded_and_renders_the_same_labels(monkeypatch, capsys, tmp_path, anatomy):
+    """--visibility raster: the job says so (Embree, the default, leaves the field out of dataset.json so older
+    sets keep their bytes); masks and instances equal Embree's on this tube, depth to float32 rounding."""
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    assert "visibility" not in _job(tmp_path, monkeypatch, capsys)
+    assert _job(tmp_path, monkeypatch, capsys, "--visibility", "raster")["visibility"] == "raster"
+    sets = {}
+    for vis in ("embree", "raster"):
+        out = tmp_path / vis
+        code, _, err = run_cli(monkeypatch, capsys, "render", "colon", "--out", str(out), "--n", "3", "--size", "24",
+                               "--anatomy", str(anatomy), "--polyp-view-prob", "0.9", "--visibility", vis,
+                               "--no-progress")
+        assert code == 0, err
+        sets[vis] = out
+    for i in range(3):
+        for kind in ("mask", "instance"):
+            a, b = (np.asarray(Image.open(sets[v] / kind / f"{i:06d}.png")) for v in ("embree", "raster"))
+            assert np.array_equal(a, b), (i, kind)
+        da, db = (tifffile.imread(sets[v] / "depth" / f"{i:06d}.tiff") for v in ("embree", "raster"))
+        assert np.array_equal(da > 0, db > 0) and np.allclose(da, db, rtol=1e-4, atol=0)
+    code, _, err = run_cli(monkeypatch, capsys, "render", "colon", "--visibility", "zbuffer",
+                           "--write-config", str(tmp_path / "bad.yaml"))
+    assert code == 2 and "visibility: expected one of 'embree', 'raster'" in err
+
+
 def test_flags_override_the_file_and_defaults_do_not(monkeypatch, capsys, tmp_path):
     cfg = tmp_path / "job.yaml"
     cfg.write_text("n: 7\nsize: 32\ncolons: [4, 5]\nconfig:\n  lens: {fov_deg: [90, 100], fisheye: true}\n"

@@ -1,4 +1,5 @@
-"""Ray casting against closed forms and an independent ray caster (trimesh's pure-numpy one)."""
+"""Ray casting against closed forms and an independent ray caster (trimesh's pure-numpy one), for every
+visibility backend; the rasteriser against Embree on real frames; the compiled surface pass against numpy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from simreal.errors import SimrealError
 from simreal.render.camera import camera_ray_valid, camera_rays, make_camera, rays_to_world
-from simreal.render.raycast import MeshScene, cast_camera
+from simreal.render.raycast import VISIBILITIES, MeshScene, cast_camera
 from simreal.render.tube import tube_mesh
 
 R = 10.0
@@ -39,6 +40,7 @@ def cylinder_scene():
     return MeshScene(tube_mesh(radius=R, length=4000.0, segments=512, rings=2, polyps=()))
 
 
+@pytest.mark.parametrize("visibility", VISIBILITIES)
 @pytest.mark.parametrize(
     "position,forward,model",
     [
@@ -47,9 +49,10 @@ def cylinder_scene():
         ((-4.0, 1.0, 100.0), (-0.5, 0.4, 1.0), "fisheye"),
     ],
 )
-def test_depth_matches_closed_form_cylinder(cylinder_scene, position, forward, model):
+def test_depth_matches_closed_form_cylinder(cylinder_scene, position, forward, model, visibility):
+    # Every wall triangle of the 2-ring tube reaches behind the camera: the rasteriser clips each one.
     cam = make_camera(32, 32, fov_deg=130.0, model=model, pose=_look(position, forward))
-    geo = cast_camera(cylinder_scene, cam)
+    geo = cast_camera(cylinder_scene, cam, visibility=visibility)
     d_cam = camera_rays(cam).astype(np.float64)
     _, d_world = rays_to_world(camera_rays(cam), cam.pose_matrix())
     t = _cylinder_t(np.asarray(position), d_world.astype(np.float64) / np.linalg.norm(d_world, axis=1, keepdims=True), R)
@@ -85,14 +88,15 @@ class _AllCandidates:
         return range(self.n)
 
 
-def test_polyp_mask_matches_an_independent_ray_cast():
+@pytest.mark.parametrize("visibility", VISIBILITIES)
+def test_polyp_mask_matches_an_independent_ray_cast(visibility):
     from trimesh.ray.ray_triangle import ray_triangle_id
 
     z0, rp = 60.0, 5.0
     mesh = tube_mesh(radius=R, length=200.0, segments=96, rings=40, polyps=((z0, 0.0, rp),))
     scene = MeshScene(mesh)
     cam = make_camera(24, 24, fov_deg=90.0, pose=_look((-3.0, 0.0, z0 - 8.0), (R + 0.5, 0.0, 8.0), (0.0, 0.0, 1.0)))
-    geo = cast_camera(scene, cam)
+    geo = cast_camera(scene, cam, visibility=visibility)
     polyp_faces = mesh.face_labels == 1
     tris = mesh.vertices[mesh.faces[polyp_faces]].astype(np.float64)
     o, d = rays_to_world(camera_rays(cam), cam.pose_matrix())
@@ -122,6 +126,84 @@ def test_polyp_mask_matches_an_independent_ray_cast():
 def test_camera_without_pose_raises(cylinder_scene):
     with pytest.raises(SimrealError):
         cast_camera(cylinder_scene, make_camera(8, 8, fov_deg=90.0))
+    with pytest.raises(SimrealError, match="visibility must be one of embree, raster"):
+        cast_camera(cylinder_scene, make_camera(8, 8, fov_deg=90.0, pose=np.eye(4)), visibility="zbuffer")
+
+
+def test_raster_and_embree_agree_on_colon_frames():
+    """The rasteriser finds the first hit of the same float32 rays as Embree: over 8 frames of a procedural
+    colon at 96^2 (lumen and polyp views) at most 0.1% of the pixels name another triangle (rays through a
+    shared edge; 0-3 pixels of 65536 per 256^2 frame were seen), labels differ on at most 0.05%, and the
+    depth agrees to float32 rounding (Embree intersects in float32, the rasteriser in float64)."""
+    from simreal.anatomy.colon import make_colon
+    from simreal.render.camera import camera_rays_columns, rotate_columns
+    from simreal.render.colonoscopy import ColonoscopyRenderer
+
+    colon = make_colon(2, length_mm=120.0, n_polyps=2)
+    renderer = ColonoscopyRenderer(colon, visibility="raster")
+    scene = renderer.scene
+    prim_differ = label_differ = total = 0
+    for i in range(8):
+        cam = renderer.sample(np.random.default_rng(np.random.SeedSequence([3, i]))).camera(96)
+        embree, raster = (cast_camera(scene, cam, visibility=v) for v in ("embree", "raster"))
+        total += cam.width * cam.height
+        label_differ += int(((embree.mask != raster.mask) | (embree.instance != raster.instance)
+                             | (embree.hit != raster.hit)).sum())
+        both = embree.hit & raster.hit
+        assert both.mean() > 0.9
+        rel = np.abs(embree.depth - raster.depth)[both] / embree.depth[both]
+        assert rel.max() < 1e-4, rel.max()
+        # The triangles themselves, from the same rays the cast builds.
+        pose = cam.pose_matrix()
+        rot = pose[:3, :3].astype(np.float32)
+        d = np.empty((cam.width * cam.height, 3), np.float32)
+        rotate_columns(rot, camera_rays_columns(cam), out=d.T)
+        o = np.empty_like(d)
+        o[:] = pose[:3, 3].astype(np.float32)
+        prim_differ += int((scene.raster_hit(o[0], rot, d, cam)[0] != scene.first_hit(o, d)).sum())
+    assert prim_differ <= 0.001 * total, (prim_differ, total)
+    assert label_differ <= 0.0005 * total, (label_differ, total)
+
+
+def test_raster_misses_are_cast_by_embree():
+    """Looking out of the open end of a tube: the pixels no triangle claims are misses for both backends."""
+    scene = MeshScene(tube_mesh(radius=R, length=200.0, segments=64, rings=20, polyps=()))
+    cam = make_camera(32, 32, fov_deg=100.0, pose=_look((0.0, 0.0, 150.0), (0.0, 0.1, 1.0)))
+    embree, raster = (cast_camera(scene, cam, visibility=v) for v in VISIBILITIES)
+    assert 0 < (~embree.hit).sum() < 32 * 32
+    assert np.array_equal(embree.hit, raster.hit) and (raster.depth[~raster.hit] == 0).all()
+
+
+def test_compiled_surface_pass_equals_the_numpy_formulas():
+    """cast_camera's compiled surface pass gives the bits of MeshScene.surface_at (numpy float32) rotated
+    into the camera frame and turned to face it: the Embree path's buffers did not change with it."""
+    from simreal.anatomy.colon import make_colon
+    from simreal.render.camera import camera_rays_columns, rotate_columns
+    from simreal.render.colonoscopy import ColonoscopyRenderer
+
+    colon = make_colon(2, length_mm=120.0, n_polyps=2)
+    renderer = ColonoscopyRenderer(colon)
+    scene = renderer.scene
+    cam = renderer.sample(np.random.default_rng(1)).camera(40)
+    geo = cast_camera(scene, cam)
+    o, d = rays_to_world(camera_rays(cam), cam.pose_matrix())
+    prim, t, u, v = scene.intersect(o, d)
+    hit = prim >= 0
+    assert np.array_equal(geo.hit.ravel(), hit) and hit.mean() > 0.9
+    n_world, texture = scene.surface_at(prim[hit], u[hit], v[hit])
+    rot = cam.pose_matrix()[:3, :3].astype(np.float32)
+    n_cam = rotate_columns(np.ascontiguousarray(rot.T), n_world)
+    rays = camera_rays_columns(cam)[:, hit]
+    cos = n_cam[0] * rays[0]
+    cos += n_cam[1] * rays[1]
+    cos += n_cam[2] * rays[2]
+    n_cam *= np.where(cos > 0, np.float32(-1.0), np.float32(1.0))
+    assert geo.normals.reshape(-1, 3)[hit].tobytes() == np.ascontiguousarray(n_cam.T).tobytes()
+    assert geo.mottle.ravel()[hit].tobytes() == texture[0].tobytes()
+    assert geo.vessel.ravel()[hit].tobytes() == texture[1].tobytes()
+    assert geo.depth.ravel()[hit].tobytes() == (t[hit] * rays[2]).tobytes()
+    assert geo.cos_view.ravel()[hit].tobytes() == np.abs(cos).tobytes()
+    assert np.array_equal(geo.mask.ravel()[hit], colon.face_labels[prim[hit]])
 
 
 def test_embree_hit_record_equals_an_exact_recompute():

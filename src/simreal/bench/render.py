@@ -55,6 +55,7 @@ class RenderRun:
 
     Attributes:
         workers: processes used.
+        visibility: how first hits were found (``"embree"`` or ``"raster"``).
         n: frames rendered.
         wall_s: wall time of the whole call (process start-up and mesh preparation included).
         frames_per_s: n / wall_s.
@@ -82,6 +83,7 @@ class RenderRun:
     rss_mb: tuple[float, ...] = ()
     workers_rss_mb: tuple[float, ...] = ()
     peak_rss_mb: float = 0.0
+    visibility: str = "embree"
 
 
 def bench_render(
@@ -92,8 +94,9 @@ def bench_render(
     seed: int = 0,
     anatomy: Path | None = None,
     normals: bool = True,
+    visibility: tuple[str, ...] = ("embree",),
 ) -> tuple[str, list[RenderRun]]:
-    """Render ``n`` frames of ``size`` x ``size`` once per worker count and time it.
+    """Render ``n`` frames of ``size`` x ``size`` once per visibility backend and worker count, and time it.
 
     Args:
         n: frames per measurement (>= 10 for a steady-state figure).
@@ -103,9 +106,11 @@ def bench_render(
         anatomy: a mesh PLY; default the procedural colon ``make_colon(seed)``, built once before timing
             and passed to every render as a temporary PLY (so building it is not timed).
         normals: also write the normals files (the costliest file to encode).
+        visibility: first-hit backends to measure (:data:`~simreal.render.raycast.VISIBILITIES`), each
+            with every worker count, in one process one after the other (side by side on the same machine).
 
     Returns:
-        (description of the scene, one RenderRun per worker count).
+        (description of the scene, one RenderRun per backend and worker count, backends outer).
     """
     from simreal.render.colonoscopy import ColonoscopyConfig
     from simreal.render.run import load_anatomy, render_colon_dataset
@@ -124,7 +129,7 @@ def bench_render(
             name = Path(anatomy).name
         scene = f"{name}, {len(mesh.faces)} triangles"
         runs = []
-        for w in workers:
+        for vis, w in ((vis, w) for vis in visibility for w in workers):
             stamps: list[float] = []
             stages: dict[str, list[float]] = {}
             rss: list[float] = []
@@ -145,8 +150,8 @@ def bench_render(
 
             t0 = time.perf_counter()
             render_colon_dataset(
-                tmp_path / f"w{w}", n=n, size=size, seed=seed, anatomy=anatomy, workers=w, progress=False,
-                on_frame=on_frame, config=ColonoscopyConfig(normals=normals),
+                tmp_path / f"{vis}-w{w}", n=n, size=size, seed=seed, anatomy=anatomy, workers=w, progress=False,
+                on_frame=on_frame, config=ColonoscopyConfig(normals=normals), visibility=vis,
             )
             wall = time.perf_counter() - t0
             k = max(1, n // 10)
@@ -159,7 +164,7 @@ def bench_render(
                     workers=w, n=n, wall_s=wall, frames_per_s=n / wall, steady_frames_per_s=steady,
                     stage_ms={k: float(np.mean(v)) for k, v in sorted(stages.items())},
                     cpu_ms_per_frame=(cpu[-1] - cpu[0]) / (n - k) * 1e3 if n > k and len(cpu) == 2 else 0.0,
-                    rss_mb=tuple(rss), workers_rss_mb=tuple(workers_rss), peak_rss_mb=peak,
+                    rss_mb=tuple(rss), workers_rss_mb=tuple(workers_rss), peak_rss_mb=peak, visibility=vis,
                 )
             )
     return scene, runs

@@ -16,19 +16,28 @@ def render(
     workers: str = typer.Option("1,2", "--workers", help="Worker counts to measure, comma-separated."),
     seed: int = typer.Option(0, "--seed", help="Dataset seed (and procedural colon seed)."),
     no_normals: bool = typer.Option(False, "--no-normals", help="Do not write normals files."),
+    visibility: str = typer.Option(
+        "embree,raster", "--visibility",
+        help="First-hit backends to measure one after the other, comma-separated: embree, raster.",
+    ),
 ) -> None:
     """Colonoscopy rendering throughput (frames/s per worker count), memory, and time per stage."""
     from rich.console import Console
 
     from simreal.bench.render import bench_render
     from simreal.errors import SimrealError
+    from simreal.render.raycast import VISIBILITIES
 
     try:
         counts = tuple(int(w) for w in workers.split(","))
     except ValueError:
         raise SimrealError(f"--workers must be comma-separated integers, got {workers!r}") from None
+    backends = tuple(v.strip() for v in visibility.split(","))
+    if not backends or any(v not in VISIBILITIES for v in backends):
+        raise SimrealError(f"--visibility must be a comma-separated list of {', '.join(VISIBILITIES)}, got {visibility!r}")
     console = Console()
-    scene, runs = bench_render(n=n, size=size, workers=counts, seed=seed, normals=not no_normals)
+    scene, runs = bench_render(n=n, size=size, workers=counts, seed=seed, normals=not no_normals,
+                               visibility=backends)
     files = "image, depth, " + ("" if no_normals else "normals, ") + "mask, instance"
     console.print(f"render colon: {scene}, {n} frames of {size}x{size} ({files})", soft_wrap=True)
     for r in runs:
@@ -37,7 +46,7 @@ def render(
         if r.workers_rss_mb:
             rss += f"; {r.workers} workers together " + " -> ".join(f"{x:.0f}" for x in r.workers_rss_mb)
         console.print(
-            f"render {size}x{size} workers={r.workers}: {r.frames_per_s:.1f} frames/s overall, "
+            f"render {size}x{size} {r.visibility} workers={r.workers}: {r.frames_per_s:.1f} frames/s overall, "
             f"{r.steady_frames_per_s:.1f} frames/s steady; CPU {r.cpu_ms_per_frame:.1f} ms per frame (all "
             f"processes); per frame in a worker (ms): {stages}; "
             f"RSS at 10/50/100% (MiB): {rss}; peak RSS {r.peak_rss_mb:.0f} MiB",

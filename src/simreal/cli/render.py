@@ -28,7 +28,7 @@ def colon(
     config: Optional[Path] = typer.Option(
         None, "--config",
         help="Render job file (YAML, TOML or JSON: n, size, seed, anatomy, colons and the config tree lens, pose, "
-        "polyp_view, appearance, normals, field_stop, look, realism), or a rendered set's dataset.json to make it again. "
+        "polyp_view, appearance, normals, field_stop, look, realism; visibility), or a rendered set's dataset.json to make it again. "
         "Flags given here override it.",
     ),
     write_config: Optional[Path] = typer.Option(
@@ -88,6 +88,12 @@ def colon(
         "labels) with what real frames have on top: fine vessels, wet highlights, mucus, bubbles, fluid, blur, "
         "colour cast, sensor noise, JPEG; its ranges are config.realism in --config (default training).",
     ),
+    visibility: Optional[str] = typer.Option(
+        None, "--visibility",
+        help="How each pixel's first surface is found: embree (every ray cast by Embree) or raster (the mesh "
+        "rasterised with an exact test of each pixel's ray, pinhole lenses; fisheye falls back to Embree): the same "
+        "labels but at exact ties, depth equal to float32 rounding (default embree).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fly a virtual colonoscope through a colon: RGB, depth (mm), normals, polyp mask and instances."""
@@ -103,7 +109,7 @@ def colon(
     job = resolve_job(
         config, n=n, size=size, seed=seed, anatomy=anatomy, colons=colons, fov_min=fov_min, fov_max=fov_max,
         fisheye=fisheye, normals=normals, offset_frac=offset_frac, look_deg=look_deg,
-        polyp_view_prob=polyp_view_prob, field_stop=field_stop, look=look,
+        polyp_view_prob=polyp_view_prob, field_stop=field_stop, look=look, visibility=visibility,
     )
     if out is None:
         write_config_file(write_config, job.resolved().to_dict())
@@ -137,7 +143,7 @@ def resolve_job(config: Path | None, **flags: Any):
     from simreal.render.run import colon_seeds
 
     job = read_render_job(config) if config is not None else RenderJob()
-    changes: dict[str, Any] = {k: flags[k] for k in ("n", "size", "seed") if flags[k] is not None}
+    changes: dict[str, Any] = {k: flags[k] for k in ("n", "size", "seed", "visibility") if flags.get(k) is not None}
     if flags["anatomy"] or flags["colons"] is not None:
         seed = changes.get("seed", job.seed)
         changes["anatomy"] = [str(p) for p in flags["anatomy"] or []]

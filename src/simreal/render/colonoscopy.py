@@ -43,7 +43,7 @@ from simreal.render.config import (
     _Checks,
 )
 from simreal.render.look import RealismParams, render_realistic, sample_realism
-from simreal.render.raycast import MeshScene, cast_camera
+from simreal.render.raycast import MeshScene, Visibility, cast_camera
 from simreal.render.shading import ShadingParams, shade
 
 __all__ = [
@@ -501,6 +501,7 @@ def render_frame(
     size: int | tuple[int, int],
     *,
     normals: bool = True,
+    visibility: Visibility = "embree",
     timings: dict[str, float] | None = None,
 ) -> Frame:
     """Render one frame from drawn params (deterministic: same params, same bytes).
@@ -510,6 +511,8 @@ def render_frame(
         params: from :func:`sample_frame_params` (or a record's ``params`` dict).
         size: S (square) or (H, W) pixels.
         normals: include the normals array.
+        visibility: how each pixel's first hit is found, ``"embree"`` or ``"raster"``
+            (:func:`~simreal.render.raycast.cast_camera`).
         timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages) and the
             parts of the cast (:func:`~simreal.render.raycast.cast_camera`).
 
@@ -522,7 +525,7 @@ def render_frame(
     params = _as_params(params)
     t0 = time.perf_counter()
     camera = params.camera(size)
-    geo = cast_camera(scene, camera, timings=timings)
+    geo = cast_camera(scene, camera, visibility=visibility, timings=timings)
     t1 = time.perf_counter()
     if params.realism is None:
         image = shade(geo, params.shading, polyp_class=POLYP)
@@ -561,18 +564,27 @@ class ColonoscopyRenderer:
     Args:
         mesh: the anatomy (world mm, with a centerline).
         config: the ranges frames are drawn from (default :class:`ColonoscopyConfig`).
+        visibility: how each pixel's first hit is found: ``"embree"`` (every ray cast by Embree) or
+            ``"raster"`` (rasterised with an exact per-ray test, pinhole cameras; same labels but at exact
+            ties, depth to float32 rounding; :func:`~simreal.render.raycast.cast_camera`).
 
     Example:
         >>> renderer = ColonoscopyRenderer(simreal.procedural_colon(seed=3))     # doctest: +SKIP
         >>> frame = renderer.render(renderer.sample(np.random.default_rng(0)), size=128)  # doctest: +SKIP
     """
 
-    def __init__(self, mesh: AnatomyMesh, config: ColonoscopyConfig | None = None):
+    def __init__(self, mesh: AnatomyMesh, config: ColonoscopyConfig | None = None, *,
+                 visibility: Visibility = "embree"):
+        from simreal.render.raycast import VISIBILITIES
+
+        if visibility not in VISIBILITIES:
+            raise SimrealError(f"visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}")
         config = config if config is not None else ColonoscopyConfig()
         if not isinstance(config, ColonoscopyConfig):
             raise SimrealError(f"config must be a ColonoscopyConfig, got {type(config).__name__}")
         self.mesh = mesh
         self.config = config
+        self.visibility = visibility
         self.index = PlacementIndex(mesh)
         self._scene: MeshScene | None = None
 
@@ -581,6 +593,8 @@ class ColonoscopyRenderer:
         """The Embree scene (built on first use)."""
         if self._scene is None:
             self._scene = MeshScene(self.mesh)
+            if self.visibility == "raster":
+                self._scene.prepare_raster()
         return self._scene
 
     def sample(self, rng: np.random.Generator) -> FrameParams:
@@ -592,5 +606,6 @@ class ColonoscopyRenderer:
         timings: dict[str, float] | None = None,
     ) -> Frame:
         """Render drawn params (:func:`render_frame`); normals as ``config.normals`` says."""
-        return render_frame(self.scene, params, size, normals=self.config.normals, timings=timings)
+        return render_frame(self.scene, params, size, normals=self.config.normals, visibility=self.visibility,
+                            timings=timings)
 

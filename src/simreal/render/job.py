@@ -43,6 +43,7 @@ from typing import Any, Mapping
 
 from simreal.errors import SimrealError
 from simreal.render.config import ColonoscopyConfig, RenderConfigError, plain_config
+from simreal.render.raycast import VISIBILITIES, Visibility
 
 #: ``generator.name`` of datasets written by :func:`~simreal.render.run.render_job`.
 GENERATOR_NAME = "colonoscopy-forward-model"
@@ -61,6 +62,10 @@ class RenderJob:
             nor ``colons`` the job renders ``make_colon(seed)`` (:meth:`resolved` says so explicitly).
             Frame i renders anatomy ``i % K`` of the K anatomies, PLYs first, then colons.
         config: the ranges every frame is drawn from.
+        visibility: how each pixel's first hit is found: ``"embree"`` (every ray cast by Embree) or
+            ``"raster"`` (rasterised with an exact per-ray test, pinhole cameras; the same labels but at
+            exact ties, depth equal to float32 rounding: :func:`~simreal.render.raycast.cast_camera`).
+            Part of the job because the last bits of depth and normals depend on it.
 
     Raises:
         SimrealError: a value out of range, naming the field.
@@ -72,6 +77,8 @@ class RenderJob:
     anatomy: tuple[str, ...] = ()
     colons: tuple[int, ...] = ()
     config: ColonoscopyConfig = field(default_factory=ColonoscopyConfig)
+    # A plain default: a job pickled before the field existed unpickles with it.
+    visibility: Visibility = "embree"
 
     def __post_init__(self) -> None:
         anatomy = (self.anatomy,) if isinstance(self.anatomy, (str, Path)) else self.anatomy
@@ -91,6 +98,8 @@ class RenderJob:
             problems.append(f"colons: colon seeds must be distinct and >= 0, got {list(self.colons)}")
         if any(not p for p in self.anatomy):
             problems.append("anatomy: empty file name")
+        if self.visibility not in VISIBILITIES:
+            problems.append(f"visibility: must be one of {', '.join(VISIBILITIES)}, got {self.visibility!r}")
         if not isinstance(self.config, ColonoscopyConfig):
             problems.append(f"config: expected a ColonoscopyConfig, got {type(self.config).__name__}")
         if problems:
@@ -104,11 +113,14 @@ class RenderJob:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (what ``generator.job`` holds); a training-look config leaves out ``look`` and
-        ``realism`` (:meth:`~simreal.render.config.ColonoscopyConfig.to_dict`)."""
+        ``realism`` (:meth:`~simreal.render.config.ColonoscopyConfig.to_dict`), and Embree visibility leaves
+        out ``visibility``: jobs from before these fields keep their bytes (and resume across the change)."""
         from simreal.configs import to_plain
 
         plain = to_plain(self)
         plain["config"] = plain_config(plain["config"])
+        if plain["visibility"] == "embree":
+            del plain["visibility"]
         return plain
 
     @classmethod

@@ -2,7 +2,10 @@
 
 Embree (``embreex``, imported lazily: only ``render/`` needs it) finds the first triangle each ray hits
 and returns its distance and barycentric coordinates with it (as fast as asking for the triangle alone),
-so the per-pixel normal and texture are interpolated from those: no second intersection pass.
+so the per-pixel normal and texture are interpolated from those: no second intersection pass. For pinhole
+cameras the first hits can come from a rasteriser instead (``visibility="raster"``,
+:mod:`simreal.render.raster`): the exact hit of the same rays, several times cheaper for a camera inside a
+tube. Either way one compiled pass (:mod:`simreal.render.surface`) turns the hits into the buffers.
 
 Example:
     >>> scene = MeshScene(mesh)                               # doctest: +SKIP
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -21,6 +25,9 @@ from simreal.anatomy.mesh import AnatomyMesh
 from simreal.data.format import Camera
 from simreal.errors import SimrealError
 from simreal.render.camera import camera_ray_valid, camera_rays_columns, rotate_columns
+
+if TYPE_CHECKING:
+    from simreal.render.raster import TriangleTable
 
 
 class MeshScene:
@@ -32,6 +39,7 @@ class MeshScene:
     Attributes:
         mesh: the mesh itself.
         vertex_normals: (V, 3) float32 unit normals.
+        face_table: (F, 16) float32 per face: corner normals (columns 0-8), corner texture (9-14), 0.
     """
 
     def __init__(self, mesh: AnatomyMesh):
@@ -46,13 +54,32 @@ class MeshScene:
         self._scene = rtcore_scene.EmbreeScene()
         TriangleMesh(self._scene, v, f)
         self.vertex_normals = mesh.vertex_normals()
+        self._triangles = None  # the rasteriser's table (simreal.render.raster), built on first use
         cn = self.vertex_normals[f]
         ct = mesh.vertex_texture[f]
-        # One (15, F) table, one row per quantity, so a hit's data is gathered in one take and every
-        # later operation runs on contiguous rows: corner normals (9), corner texture (6).
-        self._face_table = np.ascontiguousarray(
-            np.concatenate([cn.reshape(-1, 9), ct.reshape(-1, 6)], axis=1).T, dtype=np.float32
-        )
+        # One (F, 16) table, one row per face, so a hit's data is one 64-byte line: corner normals (9),
+        # corner texture (6), padding (1).
+        table = np.zeros((len(f), 16), np.float32)
+        table[:, :9] = cn.reshape(-1, 9)
+        table[:, 9:15] = ct.reshape(-1, 6)
+        self.face_table = table
+
+    def raster_hit(
+        self, origin: np.ndarray, rot: np.ndarray, directions: np.ndarray, camera: Camera
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """First hits of a pinhole camera's rays by rasterisation (:func:`~simreal.render.raster.first_hit_pinhole`,
+        the triangle table built on first use); -1 where no triangle was found."""
+        from simreal.render.raster import first_hit_pinhole
+
+        return first_hit_pinhole(self.prepare_raster(), origin, rot, directions, camera)
+
+    def prepare_raster(self) -> TriangleTable:
+        """The rasteriser's triangle table (:class:`~simreal.render.raster.TriangleTable`), built once."""
+        from simreal.render.raster import TriangleTable
+
+        if self._triangles is None:
+            self._triangles = TriangleTable(self.mesh.vertices, self.mesh.faces)
+        return self._triangles
 
     def first_hit(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(N,) int32 index of the first triangle each ray hits, -1 for none.
@@ -86,7 +113,7 @@ class MeshScene:
         Returns:
             ``normal`` (3, M) float32 unit interpolated vertex normal (world); ``texture`` (2, M) float32.
         """
-        g = np.take(self._face_table, prim, axis=1)
+        g = np.take(self.face_table, prim, axis=0).T
         w = np.float32(1.0) - u - v
         n = g[0:3] * w + g[3:6] * u + g[6:9] * v
         n /= np.maximum(np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), np.float32(1e-12))
@@ -123,54 +150,65 @@ class GeometryBuffers:
     vessel: np.ndarray
 
 
-def cast_camera(scene: MeshScene, camera: Camera, *, timings: dict[str, float] | None = None) -> GeometryBuffers:
+#: How :func:`cast_camera` finds each pixel's first hit: ``"embree"`` casts every ray with Embree;
+#: ``"raster"`` rasterises the mesh with the exact ray test per covered pixel (:mod:`simreal.render.raster`;
+#: pinhole cameras, others fall back to Embree) and casts with Embree only the pixels it finds nothing for.
+Visibility = Literal["embree", "raster"]
+VISIBILITIES: tuple[str, ...] = ("embree", "raster")
+
+
+def cast_camera(
+    scene: MeshScene, camera: Camera, *, visibility: Visibility = "embree", timings: dict[str, float] | None = None,
+) -> GeometryBuffers:
     """Cast one ray per pixel of ``camera`` (whose pose must be set) and gather the surface data.
 
     Args:
         scene: the prepared mesh.
         camera: intrinsics and pose.
+        visibility: how the first hits are found (:data:`VISIBILITIES`); both give the first hit of the
+            same float32 rays, so the labels agree except at exact ties (a ray through a shared edge).
         timings: if given, receives the wall milliseconds of ``rays_ms`` (ray grid, world rotation),
-            ``hit_ms`` (Embree) and ``surface_ms`` (normals, texture, labels).
+            ``hit_ms`` (first hits) and ``surface_ms`` (normals, texture, labels).
 
     Returns:
         GeometryBuffers for the frame.
     """
+    from simreal.render.surface import gather_surface
+
+    if visibility not in VISIBILITIES:
+        raise SimrealError(f"visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}")
     t0 = time.perf_counter()
     pose = camera.pose_matrix()
     if pose is None:
         raise SimrealError("cannot render from a camera without a pose")
     h, w = camera.height, camera.width
+    n = h * w
     d_cam_t = camera_rays_columns(camera)  # (3, N), cached per intrinsics
     rot = pose[:3, :3].astype(np.float32)
-    d_world = np.empty((h * w, 3), np.float32)
+    d_world = np.empty((n, 3), np.float32)
     rotate_columns(rot, d_cam_t, out=d_world.T)
-    origins = np.empty_like(d_world)
-    origins[:] = pose[:3, 3].astype(np.float32)
+    origin = pose[:3, 3].astype(np.float32)
     t1 = time.perf_counter()
-    prim, t, u, v = scene.intersect(origins, d_world)
+    if visibility == "raster" and camera.model == "pinhole":
+        prim, t, u, v = scene.raster_hit(origin, rot, d_world, camera)
+        todo = np.flatnonzero(prim < 0)
+        if len(todo):  # nothing rasterised there: let Embree look (hits nearer than the near plane)
+            o = np.empty((len(todo), 3), np.float32)
+            o[:] = origin
+            p2, t2, u2, v2 = scene.intersect(o, d_world[todo])
+            prim[todo], t[todo], u[todo], v[todo] = p2, t2, u2, v2
+    else:
+        origins = np.empty_like(d_world)
+        origins[:] = origin
+        prim, t, u, v = scene.intersect(origins, d_world)
     t2 = time.perf_counter()
-    hit = (prim >= 0) & camera_ray_valid(camera)
-    miss = ~hit
-    any_miss = bool(miss.any())
-    # Almost every pixel of an endoscope frame sees the wall, so the surface data are computed for all
-    # pixels (misses point at triangle 0) and the misses are zeroed after: cheaper than gather + scatter.
-    p = np.where(hit, prim, 0) if any_miss else prim
-    if any_miss:
-        u, v = np.where(hit, u, np.float32(0)), np.where(hit, v, np.float32(0))
-    n_world, (mottle, vessel) = scene.surface_at(p, u, v)
-    n_cam = rotate_columns(np.ascontiguousarray(rot.T), n_world)
-    cos = n_cam[0] * d_cam_t[0]
-    cos += n_cam[1] * d_cam_t[1]
-    cos += n_cam[2] * d_cam_t[2]
-    n_cam *= np.where(cos > 0, np.float32(-1.0), np.float32(1.0))  # shading normals face the camera
-    depth = t * d_cam_t[2]
-    cos_view = np.abs(cos)
-    mask = scene.mesh.face_labels[p]
-    instance = scene.mesh.face_instances[p]
-    normals = np.ascontiguousarray(n_cam.T)
-    if any_miss:
-        for a in (depth, t, cos_view, mottle, vessel, mask, instance, normals):
-            a[miss] = 0
+    depth, distance, cos_view, mottle, vessel = (np.empty(n, np.float32) for _ in range(5))
+    normals = np.empty((n, 3), np.float32)
+    mask, instance = np.empty(n, np.uint8), np.empty(n, np.uint8)
+    hit = np.empty(n, bool)
+    gather_surface(prim, t, u, v, camera_ray_valid(camera), scene.face_table, scene.mesh.face_labels,
+                   scene.mesh.face_instances, np.ascontiguousarray(rot.T), d_cam_t,
+                   depth, normals, mask, instance, hit, distance, cos_view, mottle, vessel)
     if timings is not None:
         t3 = time.perf_counter()
         timings.update(rays_ms=(t1 - t0) * 1e3, hit_ms=(t2 - t1) * 1e3, surface_ms=(t3 - t2) * 1e3)
@@ -180,7 +218,7 @@ def cast_camera(scene: MeshScene, camera: Camera, *, timings: dict[str, float] |
         mask=mask.reshape(h, w),
         instance=instance.reshape(h, w),
         hit=hit.reshape(h, w),
-        distance=t.reshape(h, w),
+        distance=distance.reshape(h, w),
         cos_view=cos_view.reshape(h, w),
         cos_axis=d_cam_t[2].reshape(h, w),
         mottle=mottle.reshape(h, w),

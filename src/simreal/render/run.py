@@ -33,6 +33,7 @@ from simreal.render.colonoscopy import MASK_CLASSES, ColonoscopyRenderer, Frame
 from simreal.render.config import ColonoscopyConfig
 from simreal.render.job import GENERATOR_NAME, RenderJob
 from simreal.render.parallel import FrameHook, chunks, run_frames, sample_id
+from simreal.render.raycast import Visibility
 
 if TYPE_CHECKING:  # pragma: no cover
     from simreal.render.ray_executor import RayCluster
@@ -189,7 +190,7 @@ def build_renderers(anatomies: Sequence[Anatomy], job: RenderJob) -> list[tuple[
     """(renderer, group) of each anatomy with its Embree scene built: what :func:`render_indexed_frame` takes."""
     renderers = []
     for a in anatomies:
-        renderer = ColonoscopyRenderer(a.mesh, job.config)
+        renderer = ColonoscopyRenderer(a.mesh, job.config, visibility=job.visibility)
         renderer.scene  # noqa: B018 - build the Embree scene now, not inside the first frame's timing
         renderers.append((renderer, a.group))
     return renderers
@@ -320,6 +321,7 @@ def render_colon_dataset(
     progress: bool = True,
     on_frame: FrameHook | None = None,
     ray: "RayCluster | str | None" = None,
+    visibility: Visibility = "embree",
 ) -> Path:
     """Render ``n`` labelled colonoscopy frames into the dataset folder ``out_dir`` (keyword form of
     :func:`render_job`).
@@ -337,6 +339,7 @@ def render_colon_dataset(
         progress: show a progress bar on stderr.
         on_frame: called in this process after each frame with (index, timings in ms).
         ray: render on a Ray cluster (see :func:`render_job`).
+        visibility: how each pixel's first hit is found (:attr:`RenderJob.visibility`).
 
     Returns:
         ``out_dir``, complete.
@@ -350,5 +353,5 @@ def render_colon_dataset(
         raise SimrealError("colons: empty list of colon seeds")
     paths = () if anatomy is None else (anatomy,) if isinstance(anatomy, (str, Path)) else tuple(anatomy)
     job = RenderJob(n=n, size=size, seed=seed, anatomy=paths, colons=tuple(colons or ()),
-                    config=config if config is not None else ColonoscopyConfig())
+                    config=config if config is not None else ColonoscopyConfig(), visibility=visibility)
     return render_job(out_dir, job, workers=workers, progress=progress, on_frame=on_frame, ray=ray)
