@@ -11,7 +11,8 @@ scaled until the 90th percentile of the lit diffuse level equals ``exposure``. E
 (diffuse, ambient, specular) is proportional to the light, and noise is added after the scaling, so the
 light's absolute power cancels exactly and is not a parameter.
 
-All arithmetic is float32 numpy over whole images: no per-pixel Python.
+All arithmetic is float32: numpy over whole images, and the last step (albedo, light, noise, gamma) one
+compiled pass (:mod:`simreal.render.compose`) with the same operations in the same order.
 
 Example:
     >>> p = ShadingParams(base_rgb=(0.9, 0.4, 0.2), dark_rgb=(0.7, 0.3, 0.1), vessel_rgb=(0.5, 0.1, 0.1),
@@ -199,34 +200,21 @@ def shade(geo: GeometryBuffers, p: ShadingParams, polyp_class: int = 1) -> np.nd
     Returns:
         (H, W, 3) uint8 RGB (gamma-encoded); pixels that see no surface are black.
     """
+    from simreal.render.compose import compose_rgb
+
     f32 = np.float32
     h, w = geo.depth.shape
-    miss = ~geo.hit
     light = lighting(geo, p)
-    diffuse, spec = light.diffuse, light.spec
-    vessel = geo.vessel * f32(p.vessel_strength)
-    polyp = geo.mask == polyp_class
-    any_polyp = bool(polyp.any())
-    noise = None
+    noise = np.empty((0, h * w), f32)
     if p.noise_std > 0:
         noise = np.random.default_rng(p.noise_seed).standard_normal((3, h, w), dtype=f32)
         noise *= f32(p.noise_std)
-    lut = gamma_lut(float(p.gamma))
+    colours = np.array([p.base_rgb, p.dark_rgb, p.vessel_rgb, p.polyp_tint], dtype=f32)
     out = np.empty((h, w, 3), np.uint8)
-    scale = f32(LUT_SIZE - 1)
-    for c in range(3):
-        base, dark, vcol = f32(p.base_rgb[c]), f32(p.dark_rgb[c]), f32(p.vessel_rgb[c])
-        albedo = geo.mottle * (dark - base)
-        albedo += base
-        albedo += (vcol - albedo) * vessel
-        if any_polyp:
-            albedo[polyp] *= f32(p.polyp_tint[c])
-        albedo *= diffuse
-        albedo += spec
-        if noise is not None:
-            albedo += noise[c]
-        albedo *= scale
-        np.clip(albedo, 0.0, scale, out=albedo)
-        out[..., c] = lut[albedo.astype(np.uint16)]  # truncation toward zero: deterministic everywhere
-    out[miss] = 0  # no surface, no light: noise must not light up the void
+    # albedo = base + mottle (dark - base), then towards the vessel colour by vessel * strength, tinted on polyps;
+    # times the diffuse light, plus the highlight and the noise; 16-bit linear (truncated) through the gamma
+    # table; black where no surface (noise must not light up the void). One compiled pass (render/compose.py).
+    compose_rgb(geo.mottle.ravel(), geo.vessel.ravel(), f32(p.vessel_strength), (geo.mask == polyp_class).ravel(),
+                geo.hit.ravel(), light.diffuse.ravel(), light.spec.ravel(), noise.reshape(-1, h * w), colours,
+                gamma_lut(float(p.gamma)), f32(LUT_SIZE - 1), out.reshape(-1, 3))
     return out
