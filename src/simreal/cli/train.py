@@ -174,7 +174,7 @@ def depth(
     """Train a monocular depth network (predicts depth in mm).
 
     Example: simreal train depth --data renders/colon --out runs/depth --epochs 15 --schedule cosine --augment.
-    On the fly, new frames every epoch: simreal render colon --n 2000 --colons 1,2,3 --write-config job.yaml;
+    On the fly, new frames every epoch: simreal render colon --n 2000 --colons 3 --write-config job.yaml;
     simreal train depth --data job.yaml --fresh-frames --workers 2 --out runs/depth.
     A run's own RUN/config.json is accepted back: simreal train depth --config RUN/config.json --out RUN2.
     """
