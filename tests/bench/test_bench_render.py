@@ -22,7 +22,7 @@ def test_bench_render_reports_every_figure():
     assert len(runs[0].rss_mb) == 3
     assert runs[0].workers_rss_mb == () and len(runs[1].workers_rss_mb) == 3  # worker RSS sampled for > 1 worker
     assert all(x > 0 for x in runs[1].workers_rss_mb)
-    assert all(r.visibility == "embree" for r in runs)
+    assert all(r.visibility == "raster" for r in runs)  # the renderer's default
 
 
 def test_bench_render_measures_each_visibility_side_by_side():

@@ -57,14 +57,14 @@ def test_dataset_json_renders_the_same_set_again(monkeypatch, capsys, tmp_path, 
 
 
 def test_visibility_flag_is_recorded_and_renders_the_same_labels(monkeypatch, capsys, tmp_path, anatomy):
-    """--visibility raster: the job says so (Embree, the default, leaves the field out of dataset.json so older
-    sets keep their bytes); masks and instances equal Embree's on this tube, depth to float32 rounding."""
+    """--visibility: the job records it (raster by default); masks and instances of raster equal Embree's on this
+    tube, depth to float32 rounding."""
     import numpy as np
     import tifffile
     from PIL import Image
 
-    assert "visibility" not in _job(tmp_path, monkeypatch, capsys)
-    assert _job(tmp_path, monkeypatch, capsys, "--visibility", "raster")["visibility"] == "raster"
+    assert _job(tmp_path, monkeypatch, capsys)["visibility"] == "raster"
+    assert _job(tmp_path, monkeypatch, capsys, "--visibility", "embree")["visibility"] == "embree"
     sets = {}
     for vis in ("embree", "raster"):
         out = tmp_path / vis

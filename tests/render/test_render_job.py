@@ -67,3 +67,26 @@ def test_dataset_json_of_another_generator_is_refused(tmp_path: Path, tiny_datas
     old.write_text(json.dumps(info))
     with pytest.raises(SimrealError, match="records no render job"):
         read_render_job(old)
+
+
+def test_visibility_defaults_to_raster_and_older_datasets_read_as_embree(tmp_path: Path, tiny_dataset: Path) -> None:
+    """A job file without ``visibility`` takes the default (raster); a rendered dataset.json without it was cast
+    by Embree before the rasteriser existed, so its job says embree and renders the same bytes again."""
+    assert RenderJob().visibility == "raster" and RenderJob().to_dict()["visibility"] == "raster"
+    path = tmp_path / "job.yaml"
+    path.write_text("n: 2\n")
+    assert read_render_job(path).visibility == "raster"
+    embree = RenderJob(n=2, visibility="embree").resolved()
+    assert RenderJob.from_dict(json.loads(json.dumps(embree.to_dict()))) == embree
+    info = json.loads((tiny_dataset / "dataset.json").read_text())
+    for recorded, expected in ((None, "embree"), ("embree", "embree"), ("raster", "raster")):
+        job = RenderJob(n=2).resolved().to_dict()
+        if recorded is None:
+            del job["visibility"]
+        else:
+            job["visibility"] = recorded
+        info["generator"] = {"name": "colonoscopy-forward-model", "job": job}
+        (tmp_path / "dataset.json").write_text(json.dumps(info))
+        assert read_render_job(tmp_path / "dataset.json").visibility == expected
+    with pytest.raises(SimrealError, match="visibility: expected one of 'embree', 'raster'"):
+        RenderJob.from_dict({"visibility": "zbuffer"})

@@ -83,7 +83,7 @@ class RenderRun:
     rss_mb: tuple[float, ...] = ()
     workers_rss_mb: tuple[float, ...] = ()
     peak_rss_mb: float = 0.0
-    visibility: str = "embree"
+    visibility: str = "raster"
 
 
 def bench_render(
@@ -94,7 +94,7 @@ def bench_render(
     seed: int = 0,
     anatomy: Path | None = None,
     normals: bool = True,
-    visibility: tuple[str, ...] = ("embree",),
+    visibility: tuple[str, ...] = ("raster",),
 ) -> tuple[str, list[RenderRun]]:
     """Render ``n`` frames of ``size`` x ``size`` once per visibility backend and worker count, and time it.
 

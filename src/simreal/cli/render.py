@@ -90,9 +90,10 @@ def colon(
     ),
     visibility: Optional[str] = typer.Option(
         None, "--visibility",
-        help="How each pixel's first surface is found: embree (every ray cast by Embree) or raster (the mesh "
-        "rasterised with an exact test of each pixel's ray, pinhole lenses; fisheye falls back to Embree): the same "
-        "labels but at exact ties, depth equal to float32 rounding (default embree).",
+        help="How each pixel's first surface is found: raster (the mesh rasterised with an exact test of each "
+        "pixel's ray, pinhole lenses; fisheye ones are cast by Embree) or embree (every ray cast by Embree): the "
+        "same labels but at exact ties, depth equal to float32 rounding (default raster; a dataset.json without "
+        "the field was cast by Embree).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:

@@ -501,7 +501,7 @@ def render_frame(
     size: int | tuple[int, int],
     *,
     normals: bool = True,
-    visibility: Visibility = "embree",
+    visibility: Visibility = "raster",
     timings: dict[str, float] | None = None,
 ) -> Frame:
     """Render one frame from drawn params (deterministic: same params, same bytes).
@@ -511,8 +511,8 @@ def render_frame(
         params: from :func:`sample_frame_params` (or a record's ``params`` dict).
         size: S (square) or (H, W) pixels.
         normals: include the normals array.
-        visibility: how each pixel's first hit is found, ``"embree"`` or ``"raster"``
-            (:func:`~simreal.render.raycast.cast_camera`).
+        visibility: how each pixel's first hit is found, ``"raster"`` (pinhole cameras; fisheye ones are
+            cast by Embree) or ``"embree"`` (:func:`~simreal.render.raycast.cast_camera`).
         timings: if given, receives ``cast_ms`` and ``shade_ms`` (wall time of the two stages) and the
             parts of the cast (:func:`~simreal.render.raycast.cast_camera`).
 
@@ -564,9 +564,10 @@ class ColonoscopyRenderer:
     Args:
         mesh: the anatomy (world mm, with a centerline).
         config: the ranges frames are drawn from (default :class:`ColonoscopyConfig`).
-        visibility: how each pixel's first hit is found: ``"embree"`` (every ray cast by Embree) or
-            ``"raster"`` (rasterised with an exact per-ray test, pinhole cameras; same labels but at exact
-            ties, depth to float32 rounding; :func:`~simreal.render.raycast.cast_camera`).
+        visibility: how each pixel's first hit is found: ``"raster"`` (rasterised with an exact per-ray
+            test, pinhole cameras; fisheye ones are cast by Embree) or ``"embree"`` (every ray cast by
+            Embree): the same labels but at exact ties, depth to float32 rounding
+            (:func:`~simreal.render.raycast.cast_camera`).
 
     Example:
         >>> renderer = ColonoscopyRenderer(simreal.procedural_colon(seed=3))     # doctest: +SKIP
@@ -574,7 +575,7 @@ class ColonoscopyRenderer:
     """
 
     def __init__(self, mesh: AnatomyMesh, config: ColonoscopyConfig | None = None, *,
-                 visibility: Visibility = "embree"):
+                 visibility: Visibility = "raster"):
         from simreal.render.raycast import VISIBILITIES
 
         if visibility not in VISIBILITIES:

@@ -62,10 +62,12 @@ class RenderJob:
             nor ``colons`` the job renders ``make_colon(seed)`` (:meth:`resolved` says so explicitly).
             Frame i renders anatomy ``i % K`` of the K anatomies, PLYs first, then colons.
         config: the ranges every frame is drawn from.
-        visibility: how each pixel's first hit is found: ``"embree"`` (every ray cast by Embree) or
-            ``"raster"`` (rasterised with an exact per-ray test, pinhole cameras; the same labels but at
-            exact ties, depth equal to float32 rounding: :func:`~simreal.render.raycast.cast_camera`).
-            Part of the job because the last bits of depth and normals depend on it.
+        visibility: how each pixel's first hit is found: ``"raster"`` (the default: the mesh rasterised
+            with an exact test of each pixel's ray, pinhole cameras; fisheye ones are cast by Embree) or
+            ``"embree"`` (every ray cast by Embree, as before the rasteriser existed). The same labels but
+            at exact ties, depth equal to float32 rounding (:func:`~simreal.render.raycast.cast_camera`);
+            part of the job because the last bits of depth and normals depend on it. A ``dataset.json``
+            without it was cast by Embree, and :func:`read_render_job` says so.
 
     Raises:
         SimrealError: a value out of range, naming the field.
@@ -78,7 +80,7 @@ class RenderJob:
     colons: tuple[int, ...] = ()
     config: ColonoscopyConfig = field(default_factory=ColonoscopyConfig)
     # A plain default: a job pickled before the field existed unpickles with it.
-    visibility: Visibility = "embree"
+    visibility: Visibility = "raster"
 
     def __post_init__(self) -> None:
         anatomy = (self.anatomy,) if isinstance(self.anatomy, (str, Path)) else self.anatomy
@@ -113,14 +115,12 @@ class RenderJob:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (what ``generator.job`` holds); a training-look config leaves out ``look`` and
-        ``realism`` (:meth:`~simreal.render.config.ColonoscopyConfig.to_dict`), and Embree visibility leaves
-        out ``visibility``: jobs from before these fields keep their bytes (and resume across the change)."""
+        ``realism`` (:meth:`~simreal.render.config.ColonoscopyConfig.to_dict`). ``visibility`` is always
+        written: its absence means Embree, in datasets rendered before it existed."""
         from simreal.configs import to_plain
 
         plain = to_plain(self)
         plain["config"] = plain_config(plain["config"])
-        if plain["visibility"] == "embree":
-            del plain["visibility"]
         return plain
 
     @classmethod
@@ -147,7 +147,8 @@ def read_render_job(path: str | Path) -> RenderJob:
     Args:
         path: a job file (fields of :class:`RenderJob`; relative anatomy paths are relative to its
             folder), or a dataset's ``dataset.json`` (its ``generator.job``; the anatomy files it names
-            must still have the recorded sha256).
+            must still have the recorded sha256; one without ``visibility`` was cast by Embree, and
+            its job says ``"embree"``).
 
     Returns:
         The job, validated (not resolved).
@@ -169,7 +170,8 @@ def read_render_job(path: str | Path) -> RenderJob:
         if not isinstance(generator.get("job"), Mapping):
             raise SimrealError("this dataset records no render job (generator.job); it was rendered by an "
                                "older simreal", path)
-        job = RenderJob.from_dict(generator["job"], source=path)
+        # Sets rendered before the rasteriser record no visibility: Embree cast them, and casts them again.
+        job = RenderJob.from_dict({"visibility": "embree", **generator["job"]}, source=path)
         _check_anatomy_hashes(generator.get("anatomies") or [], path)
         return job
     job = RenderJob.from_dict(data, source=path)

@@ -321,7 +321,7 @@ def render_colon_dataset(
     progress: bool = True,
     on_frame: FrameHook | None = None,
     ray: "RayCluster | str | None" = None,
-    visibility: Visibility = "embree",
+    visibility: Visibility = "raster",
 ) -> Path:
     """Render ``n`` labelled colonoscopy frames into the dataset folder ``out_dir`` (keyword form of
     :func:`render_job`).
