@@ -174,8 +174,17 @@ def test_raster_misses_are_cast_by_embree():
     assert np.array_equal(embree.hit, raster.hit) and (raster.depth[~raster.hit] == 0).all()
 
 
+def _numpy_surface(table: np.ndarray, prim: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy float32 formulas the compiled pass replaced: (3, M) unit normal (world), (2, M) texture."""
+    g = np.take(table, prim, axis=0).T
+    w = np.float32(1.0) - u - v
+    n = g[0:3] * w + g[3:6] * u + g[6:9] * v
+    n /= np.maximum(np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), np.float32(1e-12))
+    return n, g[9:11] * w + g[11:13] * u + g[13:15] * v
+
+
 def test_compiled_surface_pass_equals_the_numpy_formulas():
-    """cast_camera's compiled surface pass gives the bits of MeshScene.surface_at (numpy float32) rotated
+    """cast_camera's compiled surface pass gives the bits of the numpy float32 formulas it replaced, rotated
     into the camera frame and turned to face it: the Embree path's buffers did not change with it."""
     from simreal.anatomy.colon import make_colon
     from simreal.render.camera import camera_rays_columns, rotate_columns
@@ -190,7 +199,7 @@ def test_compiled_surface_pass_equals_the_numpy_formulas():
     prim, t, u, v = scene.intersect(o, d)
     hit = prim >= 0
     assert np.array_equal(geo.hit.ravel(), hit) and hit.mean() > 0.9
-    n_world, texture = scene.surface_at(prim[hit], u[hit], v[hit])
+    n_world, texture = _numpy_surface(scene.face_table, prim[hit], u[hit], v[hit])
     rot = cam.pose_matrix()[:3, :3].astype(np.float32)
     n_cam = rotate_columns(np.ascontiguousarray(rot.T), n_world)
     rays = camera_rays_columns(cam)[:, hit]
@@ -235,5 +244,5 @@ def test_embree_hit_record_equals_an_exact_recompute():
         assert np.abs(t[hit] - t64).max() <= 1e-5 * t64.max()
         assert np.abs(u[hit] - u64).max() < 1e-4 and np.abs(v[hit] - v64).max() < 1e-4
         assert (u64 > -1e-4).all() and (v64 > -1e-4).all() and (u64 + v64 < 1 + 1e-4).all()
-        normal, texture = scene.surface_at(prim[hit], u[hit], v[hit])
+        normal, texture = _numpy_surface(scene.face_table, prim[hit], u[hit], v[hit])
         assert np.allclose(np.linalg.norm(normal, axis=0), 1.0, atol=1e-5) and texture.shape == (2, hit.sum())

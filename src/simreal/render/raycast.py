@@ -104,22 +104,6 @@ class MeshScene:
         r = self._scene.run(origins, directions, output=1)
         return r["primID"], r["tfar"], r["u"], r["v"]
 
-    def surface_at(self, prim: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Interpolated vertex normal and texture at barycentrics (u, v) of triangles ``prim``.
-
-        Args:
-            prim: (M,) valid triangle indices. u, v: (M,) float32 barycentrics (:meth:`intersect`).
-
-        Returns:
-            ``normal`` (3, M) float32 unit interpolated vertex normal (world); ``texture`` (2, M) float32.
-        """
-        g = np.take(self.face_table, prim, axis=0).T
-        w = np.float32(1.0) - u - v
-        n = g[0:3] * w + g[3:6] * u + g[6:9] * v
-        n /= np.maximum(np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]), np.float32(1e-12))
-        tex = g[9:11] * w + g[11:13] * u + g[13:15] * v
-        return n, tex
-
 
 @dataclass
 class GeometryBuffers:

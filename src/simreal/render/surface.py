@@ -4,8 +4,8 @@ A compiled (numba) kernel for :func:`~simreal.render.raycast.cast_camera`: from 
 (triangle, distance, barycentrics) it writes every :class:`~simreal.render.raycast.GeometryBuffers` array
 in one loop over the pixels. It performs the same float32 operations in the same order as the numpy
 formulas it replaced (no fused multiply-add, no reassociation: numba's default, without ``fastmath``),
-so the buffers are the same bits; that numpy version stays in :meth:`MeshScene.surface_at` and the tests
-compare the two.
+so the buffers are the same bits; that numpy version stays in tests/render/test_render_raycast.py, which
+compares the two.
 
 Example:
     >>> gather_surface(prim, t, u, v, valid, table, labels, instances, rot_t, rays, out)  # doctest: +SKIP
